@@ -1,0 +1,1 @@
+export { resolveEffectiveEnvironments } from "./effective-environments";

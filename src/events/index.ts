@@ -1,0 +1,16 @@
+export {
+  eventIdOf,
+  flappingStartedEventSchema,
+  flappingStoppedEventSchema,
+  healthEventSchema,
+  healthTransitionEventSchema,
+  maintenanceEndedEventSchema,
+  maintenanceStartedEventSchema,
+  type FlappingStartedEvent,
+  type FlappingStoppedEvent,
+  type HealthEvent,
+  type HealthEventType,
+  type HealthTransitionEvent,
+  type MaintenanceEndedEvent,
+  type MaintenanceStartedEvent,
+} from "./events";

@@ -1,0 +1,1 @@
+export { FLAP_HISTORY_LENGTH, percentStateChange } from "./percent-state-change";

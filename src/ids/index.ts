@@ -1,0 +1,1 @@
+export { encodeHealthEntityId, parseHealthEntityId, unsafeEncodeEntityId, type HealthEntityRef } from "./entity-id";

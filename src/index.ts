@@ -1,0 +1,105 @@
+// Public entry of healthstate: the pure core, the ports and the engine.
+
+export {
+  ClosedError,
+  ConflictError,
+  HEALTH_ERROR_CODES,
+  NotFoundError,
+  StoreError,
+  ValidationError,
+  type ConfigurationIssue,
+  type HealthError,
+} from "./errors";
+export { HEALTH_STATUSES, compareSeverity, isHealthStatus, severityOf, worstStatus, type HealthStatus } from "./status";
+export { encodeHealthEntityId, parseHealthEntityId, type HealthEntityRef } from "./ids";
+export { resolveEffectiveEnvironments } from "./environments";
+export {
+  DEFAULT_THRESHOLDS,
+  DEFAULT_WINDOW_THRESHOLDS,
+  INITIAL_SLICE_STATE,
+  MAX_WINDOW_SIZE,
+  evaluateRuns,
+  reevaluateSlice,
+  stepSlice,
+  thresholdsSchema,
+  validateThresholds,
+  type ConsecutiveThresholds,
+  type SliceState,
+  type Thresholds,
+  type ThresholdsInput,
+  type WindowThresholds,
+} from "./thresholds";
+export {
+  aggregateSystem,
+  effectiveSlices,
+  isCounted,
+  type AssignmentRecord,
+  type EntityView,
+  type HealthEntityState,
+  type SliceStatusLookup,
+  type SystemRecord,
+} from "./aggregate";
+export {
+  HEALTH_TRIGGER_EVENTS,
+  classifyHealthChange,
+  classifyTransition,
+  deriveHealthTriggerEvents,
+  type HealthChange,
+  type HealthChangeClassification,
+  type HealthTriggerEvent,
+  type TransitionClassification,
+} from "./transitions";
+export {
+  healthChangeToPayload,
+  systemDegradedPayloadSchema,
+  systemHealthChangedPayloadSchema,
+  systemHealthyPayloadSchema,
+  type HealthChangePayload,
+  type SystemDegradedPayload,
+  type SystemHealthChangedPayload,
+  type SystemHealthyPayload,
+} from "./payloads";
+export {
+  eventIdOf,
+  healthEventSchema,
+  healthTransitionEventSchema,
+  type FlappingStartedEvent,
+  type FlappingStoppedEvent,
+  type HealthEvent,
+  type HealthEventType,
+  type HealthTransitionEvent,
+  type MaintenanceEndedEvent,
+  type MaintenanceStartedEvent,
+} from "./events";
+export { FLAP_HISTORY_LENGTH, percentStateChange } from "./flapping";
+export { parseIsoTimestamp, type TimeInput } from "./time";
+export {
+  MAX_ID_LENGTH,
+  MAX_MESSAGE_LENGTH,
+  assignCheckSchema,
+  idSchema,
+  retentionSchema,
+  runInputSchema,
+  topologyDocSchema,
+  upsertSystemSchema,
+  type AssignCheckInput,
+  type RetentionConfig,
+  type RetentionInput,
+  type RunInput,
+  type SubscribeOptions,
+  type TopologyDoc,
+  type UnassignCheckInput,
+  type UpsertSystemInput,
+} from "./validation";
+export type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./kernel";
+export type {
+  AdapterCapabilities,
+  ClaimedEvent,
+  DeadLetter,
+  HealthAdapter,
+  HealthEmitter,
+  HealthLock,
+  HealthStore,
+  StoreTransaction,
+  TransitionQuery,
+} from "./ports";

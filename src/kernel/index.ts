@@ -1,0 +1,2 @@
+export type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./records";
+export { SystemWorkspace, runRejection, type EvaluationCause, type WorkspaceChanges } from "./system-workspace";

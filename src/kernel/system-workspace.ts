@@ -1,0 +1,315 @@
+import {
+  aggregateSystem,
+  effectiveSlices,
+  sameEntityState,
+  type AssignmentRecord,
+  type EntityView,
+  type SystemRecord,
+} from "../aggregate";
+import { resolveEffectiveEnvironments } from "../environments";
+import { eventIdOf, type HealthEvent, type HealthTransitionEvent } from "../events";
+import { unsafeEncodeEntityId } from "../ids";
+import { INITIAL_SLICE_STATE, reevaluateSlice, sameThresholds, stepSlice, type SliceState } from "../thresholds";
+import { classifyTransition, deriveHealthTriggerEvents } from "../transitions";
+import type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./records";
+
+/** What caused an evaluation: a run, or a topology change (no run). */
+export interface EvaluationCause {
+  readonly runId?: string;
+  readonly checkId?: string;
+}
+
+/** Everything one workspace changed, for the store to persist in one unit of work. */
+export interface WorkspaceChanges {
+  readonly system: SystemRecord | undefined;
+  readonly systemDeleted: boolean;
+  readonly assignments: AssignmentRecord[];
+  readonly deletedAssignments: string[];
+  readonly slices: SliceRecord[];
+  readonly deletedSlices: SliceKey[];
+  readonly entities: EntityRecord[];
+  readonly transitions: HealthTransitionRecord[];
+  readonly events: HealthEvent[];
+}
+
+function sliceMapKey(checkId: string, environmentId: string | null): string {
+  return JSON.stringify([checkId, environmentId]);
+}
+
+/**
+ * Why a run cannot be accepted for this topology, or `undefined` when it can (SPEC §4): the
+ * system and the assignment must exist, and the run's environment must be one of the
+ * assignment's effective environments (or absent when the check runs env-less).
+ */
+export function runRejection(
+  system: SystemRecord | undefined,
+  assignment: AssignmentRecord | undefined,
+  run: { readonly systemId: string; readonly checkId: string; readonly environmentId: string | null },
+): { path: string; message: string } | undefined {
+  if (system === undefined) return { path: "systemId", message: `unknown system ${JSON.stringify(run.systemId)}` };
+  if (assignment === undefined) {
+    return { path: "checkId", message: `check ${JSON.stringify(run.checkId)} is not assigned to system ${JSON.stringify(run.systemId)}` };
+  }
+  const effective = resolveEffectiveEnvironments({ environmentIds: assignment.environmentIds, membership: system.environmentIds });
+  if (effective.length === 0) {
+    return run.environmentId === null
+      ? undefined
+      : { path: "environmentId", message: `check ${JSON.stringify(run.checkId)} runs env-less on system ${JSON.stringify(run.systemId)}; environment ${JSON.stringify(run.environmentId)} is not effective for it` };
+  }
+  if (run.environmentId === null) {
+    return { path: "environmentId", message: `check ${JSON.stringify(run.checkId)} runs per environment (${effective.map((id) => JSON.stringify(id)).join(", ")}); a run needs one of them` };
+  }
+  return effective.includes(run.environmentId)
+    ? undefined
+    : { path: "environmentId", message: `environment ${JSON.stringify(run.environmentId)} is not effective for check ${JSON.stringify(run.checkId)} on system ${JSON.stringify(run.systemId)} (effective: ${effective.map((id) => JSON.stringify(id)).join(", ")})` };
+}
+
+/**
+ * The in-memory working state of one system during one unit of work: topology, slices and
+ * entities, loaded from the store, changed by runs and topology edits, and then written back.
+ * Pure: no I/O, no clock. The engine and `replay` both drive it, so they cannot disagree.
+ */
+export class SystemWorkspace {
+  private system: SystemRecord | undefined;
+  private readonly assignments = new Map<string, AssignmentRecord>();
+  private readonly slices = new Map<string, SliceRecord>();
+  private readonly entities = new Map<string, EntityRecord>();
+
+  private systemDirty = false;
+  private systemDeleted = false;
+  private readonly dirtyAssignments = new Set<string>();
+  private readonly deletedAssignments = new Set<string>();
+  private readonly dirtySlices = new Set<string>();
+  private readonly deletedSlices = new Map<string, SliceKey>();
+  private readonly dirtyEntities = new Set<string>();
+  private readonly transitions: HealthTransitionRecord[] = [];
+  private readonly events: HealthEvent[] = [];
+
+  constructor(
+    readonly systemId: string,
+    loaded: {
+      readonly system?: SystemRecord | undefined;
+      readonly assignments?: Iterable<AssignmentRecord>;
+      readonly slices?: Iterable<SliceRecord>;
+      readonly entities?: Iterable<EntityRecord>;
+    } = {},
+  ) {
+    this.system = loaded.system;
+    for (const assignment of loaded.assignments ?? []) this.assignments.set(assignment.checkId, assignment);
+    for (const slice of loaded.slices ?? []) this.slices.set(sliceMapKey(slice.checkId, slice.environmentId), slice);
+    for (const entity of loaded.entities ?? []) this.entities.set(entity.entityId, entity);
+  }
+
+  /** The system record, if the system exists. */
+  getSystem(): SystemRecord | undefined {
+    return this.system;
+  }
+
+  /** The assignment of `checkId`, if any. */
+  getAssignment(checkId: string): AssignmentRecord | undefined {
+    return this.assignments.get(checkId);
+  }
+
+  /** Every assignment of the system. */
+  listAssignments(): AssignmentRecord[] {
+    return [...this.assignments.values()];
+  }
+
+  /** Current state of every existing entity of the system. */
+  listEntities(): EntityRecord[] {
+    return [...this.entities.values()];
+  }
+
+  /** Sets the system's membership. Returns whether anything changed. */
+  setSystem(system: SystemRecord): boolean {
+    const before = this.system;
+    if (before !== undefined && sameList(before.environmentIds, system.environmentIds)) return false;
+    this.system = { systemId: system.systemId, environmentIds: [...system.environmentIds] };
+    this.systemDirty = true;
+    this.systemDeleted = false;
+    return true;
+  }
+
+  /** Removes the system and its assignments and slices; its entities become tombstones. */
+  deleteSystem(): boolean {
+    if (this.system === undefined) return false;
+    for (const checkId of [...this.assignments.keys()]) this.deleteAssignment(checkId);
+    this.system = undefined;
+    this.systemDeleted = true;
+    this.systemDirty = false;
+    return true;
+  }
+
+  /** Creates or updates an assignment; its slices are re-evaluated when the thresholds changed. */
+  setAssignment(assignment: AssignmentRecord): boolean {
+    const before = this.assignments.get(assignment.checkId);
+    if (before !== undefined && sameAssignment(before, assignment)) return false;
+    this.assignments.set(assignment.checkId, assignment);
+    this.dirtyAssignments.add(assignment.checkId);
+    this.deletedAssignments.delete(assignment.checkId);
+    if (before !== undefined && !sameThresholds(before.thresholds, assignment.thresholds)) {
+      for (const [key, slice] of this.slices) {
+        if (slice.checkId !== assignment.checkId) continue;
+        this.slices.set(key, { ...slice, state: reevaluateSlice(slice.state, assignment.thresholds) });
+        this.dirtySlices.add(key);
+      }
+    }
+    return true;
+  }
+
+  /** Removes an assignment and its slices. */
+  deleteAssignment(checkId: string): boolean {
+    if (!this.assignments.delete(checkId)) return false;
+    this.dirtyAssignments.delete(checkId);
+    this.deletedAssignments.add(checkId);
+    return true;
+  }
+
+  /**
+   * Drops the slices no assignment evaluates any more (environment removed from the membership
+   * or the selector, check unassigned), so that a slice that comes back starts from the baseline.
+   */
+  pruneSlices(): void {
+    const live = new Set<string>();
+    if (this.system !== undefined) {
+      for (const assignment of this.assignments.values()) {
+        for (const environmentId of effectiveSlices(assignment, this.system)) {
+          live.add(sliceMapKey(assignment.checkId, environmentId));
+        }
+      }
+    }
+    for (const [key, slice] of this.slices) {
+      if (live.has(key)) continue;
+      this.slices.delete(key);
+      this.dirtySlices.delete(key);
+      this.deletedSlices.set(key, { systemId: slice.systemId, checkId: slice.checkId, environmentId: slice.environmentId });
+    }
+  }
+
+  /**
+   * Applies an accepted run: steps its slice (SPEC §5) and re-evaluates the entities it touches
+   * (its environment's entity and the rollup). The caller has checked `runRejection`.
+   * @returns the events this run produced.
+   */
+  applyRun(run: StoredRun): HealthEvent[] {
+    const assignment = this.assignments.get(run.checkId) as AssignmentRecord;
+    const key = sliceMapKey(run.checkId, run.environmentId);
+    const previous = this.slices.get(key)?.state ?? INITIAL_SLICE_STATE;
+    const state: SliceState = stepSlice(previous, run.status, assignment.thresholds);
+    this.slices.set(key, { systemId: this.systemId, checkId: run.checkId, environmentId: run.environmentId, state });
+    this.dirtySlices.add(key);
+    this.deletedSlices.delete(key);
+    const touched = new Set([unsafeEncodeEntityId(this.systemId, null)]);
+    if (run.environmentId !== null) touched.add(unsafeEncodeEntityId(this.systemId, run.environmentId));
+    return this.evaluate(touched, { runId: run.runId, checkId: run.checkId }, run.timestamp);
+  }
+
+  /**
+   * Re-evaluates every entity of the system after a topology change: creates entities that now
+   * exist, tombstones those that no longer do, and emits a transition for each status change.
+   */
+  applyTopologyChange(occurredAt: string): HealthEvent[] {
+    this.pruneSlices();
+    return this.evaluate("all", {}, occurredAt);
+  }
+
+  private evaluate(touched: Set<string> | "all", cause: EvaluationCause, occurredAt: string): HealthEvent[] {
+    const views =
+      this.system === undefined
+        ? []
+        : aggregateSystem(
+            this.system,
+            this.assignments.values(),
+            (checkId, environmentId) => this.slices.get(sliceMapKey(checkId, environmentId))?.state.status ?? "healthy",
+          );
+    const produced: HealthEvent[] = [];
+    const present = new Set<string>();
+    for (const view of views) {
+      present.add(view.entityId);
+      if (touched !== "all" && !touched.has(view.entityId)) continue;
+      const event = this.updateEntity(view, cause, occurredAt);
+      if (event !== undefined) produced.push(event);
+    }
+    if (touched === "all") {
+      for (const [entityId, record] of this.entities) {
+        if (present.has(entityId) || record.state === null) continue;
+        this.entities.set(entityId, { ...record, state: null });
+        this.dirtyEntities.add(entityId);
+      }
+    }
+    this.events.push(...produced);
+    return produced;
+  }
+
+  private updateEntity(view: EntityView, cause: EvaluationCause, occurredAt: string): HealthTransitionEvent | undefined {
+    const record = this.entities.get(view.entityId);
+    const previous = record?.state ?? null;
+    if (previous !== null && sameEntityState(previous, view.state)) return undefined;
+    const transitioned = previous !== null && previous.status !== view.state.status;
+    const sequence = (record?.sequence ?? 0) + (transitioned ? 1 : 0);
+    this.entities.set(view.entityId, {
+      entityId: view.entityId,
+      systemId: view.systemId,
+      environmentId: view.environmentId,
+      state: view.state,
+      sequence,
+    });
+    this.dirtyEntities.add(view.entityId);
+    if (!transitioned) return undefined;
+    const classification = classifyTransition(previous.status, view.state.status);
+    const event: HealthTransitionEvent = {
+      type: "health.transition",
+      eventId: eventIdOf(view.entityId, sequence),
+      entityId: view.entityId,
+      systemId: view.systemId,
+      environmentId: view.environmentId,
+      sequence,
+      previousStatus: previous.status,
+      newStatus: view.state.status,
+      healthyChecks: view.state.healthyChecks,
+      totalChecks: view.state.totalChecks,
+      classification: classification as HealthTransitionEvent["classification"],
+      triggers: deriveHealthTriggerEvents({ prev: previous, next: view.state }),
+      occurredAt,
+      cause: { ...(cause.runId === undefined ? {} : { runId: cause.runId }), ...(cause.checkId === undefined ? {} : { checkId: cause.checkId }) },
+    };
+    this.transitions.push({
+      entityId: event.entityId,
+      systemId: event.systemId,
+      environmentId: event.environmentId,
+      sequence,
+      previousStatus: event.previousStatus,
+      newStatus: event.newStatus,
+      occurredAt,
+      ...event.cause,
+    });
+    return event;
+  }
+
+  /** Everything changed since the workspace was loaded. */
+  changes(): WorkspaceChanges {
+    return {
+      system: this.systemDirty ? this.system : undefined,
+      systemDeleted: this.systemDeleted,
+      assignments: [...this.dirtyAssignments].map((checkId) => this.assignments.get(checkId) as AssignmentRecord),
+      deletedAssignments: [...this.deletedAssignments],
+      slices: [...this.dirtySlices].map((key) => this.slices.get(key) as SliceRecord),
+      deletedSlices: [...this.deletedSlices.values()],
+      entities: [...this.dirtyEntities].map((entityId) => this.entities.get(entityId) as EntityRecord),
+      transitions: [...this.transitions],
+      events: [...this.events],
+    };
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, index) => value === b[index]);
+}
+
+function sameAssignment(a: AssignmentRecord, b: AssignmentRecord): boolean {
+  const selectorsEqual =
+    a.environmentIds === null || b.environmentIds === null
+      ? a.environmentIds === b.environmentIds
+      : sameList(a.environmentIds, b.environmentIds);
+  return selectorsEqual && a.enabled === b.enabled && a.paused === b.paused && sameThresholds(a.thresholds, b.thresholds);
+}

@@ -1,0 +1,10 @@
+export {
+  healthChangeToPayload,
+  systemDegradedPayloadSchema,
+  systemHealthChangedPayloadSchema,
+  systemHealthyPayloadSchema,
+  type HealthChangePayload,
+  type SystemDegradedPayload,
+  type SystemHealthChangedPayload,
+  type SystemHealthyPayload,
+} from "./payloads";

@@ -1,0 +1,89 @@
+import type { AssignmentRecord, SystemRecord } from "../aggregate";
+import type { HealthEvent } from "../events";
+import type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "../kernel";
+
+/**
+ * What an adapter can guarantee. The engine and the conformance kit adapt to it; nothing is
+ * skipped silently.
+ */
+export interface AdapterCapabilities {
+  /** Committed data survives a process crash. */
+  readonly durable: boolean;
+  /** Several processes may share the adapter's data, with every guarantee of SPEC §8 intact. */
+  readonly crossProcess: boolean;
+}
+
+/** A query over an entity's transition log. Times are `Date`s, already validated. */
+export interface TransitionQuery {
+  readonly entityId: string;
+  /** Inclusive lower bound on `occurredAt`. */
+  readonly from?: Date;
+  /** Exclusive upper bound on `occurredAt`. */
+  readonly to?: Date;
+  /** Keep only the `limit` highest sequences. */
+  readonly limit?: number;
+}
+
+/**
+ * One unit of work. Every write becomes visible to others only when the transaction commits,
+ * all together; reads see the committed state plus this transaction's own writes. Methods taking
+ * lists accept empty lists (and then do nothing). Ids are opaque strings, stored verbatim.
+ */
+export interface StoreTransaction {
+  /** The systems among `systemIds` that exist; absent ones are left out. */
+  getSystems(systemIds: readonly string[]): Promise<SystemRecord[]>;
+  /** Every system id, in no particular order. */
+  listSystemIds(): Promise<string[]>;
+  /** Creates or replaces a system (its membership). */
+  putSystem(system: SystemRecord): Promise<void>;
+  /** Deletes a system record; a no-op when absent. Assignments and slices are deleted separately. */
+  deleteSystem(systemId: string): Promise<void>;
+  /** Every assignment of the given systems. */
+  getAssignments(systemIds: readonly string[]): Promise<AssignmentRecord[]>;
+  /** Creates or replaces an assignment, keyed by (systemId, checkId). */
+  putAssignments(assignments: readonly AssignmentRecord[]): Promise<void>;
+  /** Deletes assignments; absent ones are ignored. */
+  deleteAssignments(keys: readonly { readonly systemId: string; readonly checkId: string }[]): Promise<void>;
+  /** Every slice of the given systems. */
+  getSlices(systemIds: readonly string[]): Promise<SliceRecord[]>;
+  /** Creates or replaces slices, keyed by (systemId, checkId, environmentId or null). */
+  putSlices(slices: readonly SliceRecord[]): Promise<void>;
+  /** Deletes slices; absent ones are ignored. */
+  deleteSlices(keys: readonly SliceKey[]): Promise<void>;
+  /** Every entity record of the given systems, tombstones (`state: null`) included. */
+  getEntities(systemIds: readonly string[]): Promise<EntityRecord[]>;
+  /** Creates or replaces entity records, keyed by entityId. */
+  putEntities(entities: readonly EntityRecord[]): Promise<void>;
+  /** The subset of `runIds` already accepted. */
+  findRunIds(runIds: readonly string[]): Promise<string[]>;
+  /** Appends accepted runs; their run ids are new (the engine checked with `findRunIds`). */
+  insertRuns(runs: readonly StoredRun[]): Promise<void>;
+  /** Appends entries to the transition log. (entityId, sequence) is unique. */
+  appendTransitions(transitions: readonly HealthTransitionRecord[]): Promise<void>;
+  /** Appends events to the outbox, for delivery after commit. (entityId, sequence) is unique. */
+  enqueueEvents(events: readonly HealthEvent[]): Promise<void>;
+}
+
+/**
+ * Durable (or in-memory) storage of everything the engine knows: topology, slice and entity
+ * state, runs, the transition log and the outbox. Promise-based, plain data; an adapter reports
+ * failure by rejecting, and the engine turns that into a `StoreError`.
+ */
+export interface HealthStore {
+  readonly capabilities: AdapterCapabilities;
+  /**
+   * Runs `fn` as one atomic unit of work: when `fn` resolves, every write commits together;
+   * when it rejects (or the commit fails), nothing is kept, and the promise rejects with the
+   * same reason.
+   *
+   * `lockKeys` (already sorted canonically, and already held in this process through the lock
+   * port) are the entities the work touches: an adapter shared across processes must hold them
+   * across processes for the duration of the transaction (for Postgres, transaction-scoped
+   * advisory locks). An in-process adapter may ignore them.
+   */
+  transaction<T>(options: { readonly lockKeys: readonly string[] }, fn: (tx: StoreTransaction) => Promise<T>): Promise<T>;
+  /** Committed entity records by id; unknown ids are left out. */
+  getEntitiesById(entityIds: readonly string[]): Promise<EntityRecord[]>;
+  /** An entity's transition log in sequence order, filtered by `occurredAt`. */
+  listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]>;
+}

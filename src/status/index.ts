@@ -1,0 +1,1 @@
+export { HEALTH_STATUSES, compareSeverity, isHealthStatus, severityOf, worstStatus, type HealthStatus } from "./status";

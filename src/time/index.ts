@@ -1,0 +1,1 @@
+export { parseIsoTimestamp, timeSchema, toIso, type TimeInput } from "./time";

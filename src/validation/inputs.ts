@@ -1,0 +1,134 @@
+import { z } from "zod";
+import { HEALTH_STATUSES } from "../status";
+import { thresholdsSchema } from "../thresholds";
+import { timeSchema } from "../time";
+import { idSchema, isWellFormedText } from "./ids";
+
+/** Longest accepted run `message`, in UTF-16 code units. */
+export const MAX_MESSAGE_LENGTH = 16_384;
+
+const uniqueIds = (what: string) =>
+  z.array(idSchema).superRefine((ids, ctx) => {
+    const seen = new Set<string>();
+    ids.forEach((id, index) => {
+      if (seen.has(id)) ctx.addIssue({ code: "custom", path: [index], message: `duplicate ${what} ${JSON.stringify(id)}` });
+      seen.add(id);
+    });
+  });
+
+/** Zod schema of one `RunInput` (SPEC §13). Unknown keys are rejected. */
+export const runInputSchema = z.strictObject({
+  runId: idSchema.optional(),
+  systemId: idSchema,
+  checkId: idSchema,
+  environmentId: idSchema.nullable().optional(),
+  status: z.enum(HEALTH_STATUSES, { message: `must be one of ${HEALTH_STATUSES.join(", ")}` }),
+  latencyMs: z
+    .number({ message: "must be a number" })
+    .refine(Number.isFinite, "must be finite")
+    .refine((value) => value >= 0, "must be at least 0")
+    .optional(),
+  timestamp: timeSchema.optional(),
+  message: z
+    .string()
+    .max(MAX_MESSAGE_LENGTH, `must be at most ${MAX_MESSAGE_LENGTH} characters`)
+    .refine((value) => !value.includes("\u0000"), "must not contain NUL characters")
+    .refine(isWellFormedText, "must be well-formed Unicode")
+    .optional(),
+});
+
+/** One health-check result, as passed to `recordRun` (SPEC §15). */
+export type RunInput = z.input<typeof runInputSchema>;
+/** A validated `RunInput`: `timestamp` is a `Date`. */
+export type ValidRun = z.output<typeof runInputSchema>;
+
+/** Zod schema of `upsertSystem`'s input. */
+export const upsertSystemSchema = z.strictObject({
+  systemId: idSchema,
+  environmentIds: uniqueIds("environment id"),
+});
+export type UpsertSystemInput = z.input<typeof upsertSystemSchema>;
+
+const checkShape = {
+  checkId: idSchema,
+  thresholds: thresholdsSchema.optional(),
+  environmentIds: uniqueIds("environment id").nullable().optional(),
+  enabled: z.boolean().optional(),
+  paused: z.boolean().optional(),
+};
+
+/** Zod schema of `assignCheck`'s input. */
+export const assignCheckSchema = z.strictObject({ systemId: idSchema, ...checkShape });
+export type AssignCheckInput = z.input<typeof assignCheckSchema>;
+
+/** Zod schema of `unassignCheck`'s input. */
+export const unassignCheckSchema = z.strictObject({ systemId: idSchema, checkId: idSchema });
+export type UnassignCheckInput = z.input<typeof unassignCheckSchema>;
+
+/** Zod schema of a declarative topology document (SPEC §13). */
+export const topologyDocSchema = z.strictObject({
+  systems: z
+    .array(
+      z.strictObject({
+        systemId: idSchema,
+        environmentIds: uniqueIds("environment id"),
+        checks: z.array(z.strictObject(checkShape)).superRefine((checks, ctx) => {
+          const seen = new Set<string>();
+          checks.forEach((check, index) => {
+            if (seen.has(check.checkId)) {
+              ctx.addIssue({ code: "custom", path: [index, "checkId"], message: `duplicate check id ${JSON.stringify(check.checkId)}` });
+            }
+            seen.add(check.checkId);
+          });
+        }),
+      }),
+    )
+    .superRefine((systems, ctx) => {
+      const seen = new Set<string>();
+      systems.forEach((system, index) => {
+        if (seen.has(system.systemId)) {
+          ctx.addIssue({ code: "custom", path: [index, "systemId"], message: `duplicate system id ${JSON.stringify(system.systemId)}` });
+        }
+        seen.add(system.systemId);
+      });
+    }),
+});
+/** A declarative topology document, as passed to `applyTopology`. */
+export type TopologyDoc = z.input<typeof topologyDocSchema>;
+export type ValidTopologyDoc = z.output<typeof topologyDocSchema>;
+
+/** Options of `applyTopology`. `prune: true` removes systems and checks absent from the document. */
+export const applyTopologyOptionsSchema = z.strictObject({ prune: z.boolean().optional() });
+
+/** Zod schema of the retention configuration (SPEC §9, §13), with defaults 7 / 30 / 365 days. */
+export const retentionSchema = z
+  .strictObject({
+    rawRetentionDays: z.number().int("must be an integer").min(1).max(30).default(7),
+    hourlyRetentionDays: z.number().int("must be an integer").min(7).max(90).default(30),
+    dailyRetentionDays: z.number().int("must be an integer").min(30).max(1095).default(365),
+  })
+  .superRefine((value, ctx) => {
+    if (value.rawRetentionDays >= value.hourlyRetentionDays) {
+      ctx.addIssue({ code: "custom", path: ["rawRetentionDays"], message: "must be less than hourlyRetentionDays" });
+    }
+    if (value.hourlyRetentionDays >= value.dailyRetentionDays) {
+      ctx.addIssue({ code: "custom", path: ["hourlyRetentionDays"], message: "must be less than dailyRetentionDays" });
+    }
+  });
+export type RetentionConfig = z.output<typeof retentionSchema>;
+export type RetentionInput = z.input<typeof retentionSchema>;
+
+/** A half-open time range `[from, to)`; empty or inverted ranges are rejected. */
+export const timeRangeSchema = z
+  .object({ from: timeSchema, to: timeSchema })
+  .refine((range) => range.from.getTime() < range.to.getTime(), {
+    path: ["to"],
+    message: "must be after from (ranges are half-open [from, to) and may not be empty)",
+  });
+
+/** Zod schema of `subscribe`'s options. */
+export const subscribeOptionsSchema = z.strictObject({
+  group: idSchema,
+  from: z.enum(["oldest", "now"]).optional(),
+});
+export type SubscribeOptions = z.input<typeof subscribeOptionsSchema>;
