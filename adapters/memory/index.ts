@@ -1,0 +1,2 @@
+// Entry of healthstate/adapters/memory: the in-process reference adapter.
+export {};

@@ -1,0 +1,2 @@
+// Entry of healthstate/adapters/postgres: the Postgres and PGlite reference adapter.
+export {};

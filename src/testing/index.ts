@@ -1,0 +1,2 @@
+// Entry of healthstate/testing: the adapter conformance suite.
+export {};
