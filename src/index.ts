@@ -103,3 +103,15 @@ export type {
   StoreTransaction,
   TransitionQuery,
 } from "./ports";
+export {
+  backoffDelay,
+  createHealthEngine,
+  type DeliveryOptions,
+  type HealthEngine,
+  type HealthEngineOptions,
+  type HealthEventHandler,
+  type HealthSubscription,
+  type RecordOutcome,
+  type TopologyOutcome,
+} from "./engine";
+export { replay, type ReplayInput, type ReplayRejection, type ReplayResult } from "./replay";

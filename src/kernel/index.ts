@@ -1,2 +1,3 @@
 export type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./records";
 export { SystemWorkspace, runRejection, type EvaluationCause, type WorkspaceChanges } from "./system-workspace";
+export { applySystemSpec, assignmentFromSpec, type CheckSpec, type SystemSpec } from "./topology-ops";

@@ -21,6 +21,7 @@ export interface EvaluationCause {
 
 /** Everything one workspace changed, for the store to persist in one unit of work. */
 export interface WorkspaceChanges {
+  readonly systemId: string;
   readonly system: SystemRecord | undefined;
   readonly systemDeleted: boolean;
   readonly assignments: AssignmentRecord[];
@@ -289,6 +290,7 @@ export class SystemWorkspace {
   /** Everything changed since the workspace was loaded. */
   changes(): WorkspaceChanges {
     return {
+      systemId: this.systemId,
       system: this.systemDirty ? this.system : undefined,
       systemDeleted: this.systemDeleted,
       assignments: [...this.dirtyAssignments].map((checkId) => this.assignments.get(checkId) as AssignmentRecord),

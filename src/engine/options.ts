@@ -1,0 +1,131 @@
+import { z } from "zod";
+import { ValidationError } from "../errors";
+import type { HealthEmitter, HealthLock, HealthStore } from "../ports";
+import { toConfigurationIssues } from "../validation";
+
+const positiveInt = z.number().int("must be an integer").min(1, "must be at least 1");
+
+const optionsSchema = z.object({
+  retry: z
+    .strictObject({
+      initialDelayMs: positiveInt.max(60_000).default(100),
+      maxDelayMs: positiveInt.max(3_600_000).default(30_000),
+    })
+    .refine((retry) => retry.initialDelayMs <= retry.maxDelayMs, {
+      path: ["maxDelayMs"],
+      message: "must be at least initialDelayMs",
+    })
+    .default({ initialDelayMs: 100, maxDelayMs: 30_000 }),
+  delivery: z
+    .strictObject({
+      maxAttempts: positiveInt.default(25),
+      leaseMs: positiveInt.default(60_000),
+      pollIntervalMs: positiveInt.max(60_000).default(500),
+      concurrency: positiveInt.max(10_000).default(64),
+      retentionMs: positiveInt.default(24 * 3_600_000),
+      maxRetainedEvents: positiveInt.default(100_000),
+    })
+    .default({
+      maxAttempts: 25,
+      leaseMs: 60_000,
+      pollIntervalMs: 500,
+      concurrency: 64,
+      retentionMs: 24 * 3_600_000,
+      maxRetainedEvents: 100_000,
+    }),
+  timers: z.boolean().default(true),
+});
+
+/** Options of `createHealthEngine`. Every field but the three ports is optional. */
+export interface HealthEngineOptions {
+  readonly store: HealthStore;
+  readonly lock: HealthLock;
+  readonly emitter: HealthEmitter;
+  /** Source of "now" for runs without a timestamp, topology changes and delivery scheduling. @default () => new Date() */
+  readonly clock?: () => Date;
+  /** Generates ids for runs recorded without a `runId`. @default crypto.randomUUID */
+  readonly generateId?: () => string;
+  /**
+   * Redelivery backoff after a subscriber failure: first retry after `initialDelayMs`, doubling
+   * each attempt, capped at `maxDelayMs`.
+   * @default { initialDelayMs: 100, maxDelayMs: 30000 }
+   */
+  readonly retry?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
+  /** Delivery tuning; see `DeliveryOptions`. */
+  readonly delivery?: Partial<DeliveryOptions>;
+  /**
+   * Whether the engine runs its own timers (outbox housekeeping). Delivery polling always runs
+   * while a subscription exists. @default true
+   */
+  readonly timers?: boolean;
+  /**
+   * Called with errors of background work (delivery bookkeeping, housekeeping) that no caller
+   * can receive. Delivery is retried regardless. @default logs to console.error
+   */
+  readonly onBackgroundError?: (error: unknown) => void;
+}
+
+/** Delivery tuning of `createHealthEngine({ delivery })`. */
+export interface DeliveryOptions {
+  /** Failed attempts after which an event is moved to the group's dead letters. @default 25 */
+  readonly maxAttempts: number;
+  /** How long a claimed event is reserved for one consumer before another may take it. @default 60000 */
+  readonly leaseMs: number;
+  /** How often an idle subscription looks for events committed by other processes. @default 500 */
+  readonly pollIntervalMs: number;
+  /** Events one subscription delivers at the same time (each from a different entity). @default 64 */
+  readonly concurrency: number;
+  /** Settled events older than this are deleted from the outbox. @default 86400000 (24 h) */
+  readonly retentionMs: number;
+  /** At most this many settled events are retained. @default 100000 */
+  readonly maxRetainedEvents: number;
+}
+
+export interface ResolvedOptions {
+  readonly store: HealthStore;
+  readonly lock: HealthLock;
+  readonly emitter: HealthEmitter;
+  readonly clock: () => Date;
+  readonly generateId: () => string;
+  readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number };
+  readonly delivery: DeliveryOptions;
+  readonly timers: boolean;
+  readonly onBackgroundError: (error: unknown) => void;
+}
+
+/** Validates engine options. @throws ValidationError listing every problem. */
+export function resolveOptions(options: HealthEngineOptions): ResolvedOptions {
+  const issues = [];
+  for (const port of ["store", "lock", "emitter"] as const) {
+    if (typeof options?.[port] !== "object" || options[port] === null) {
+      issues.push({ path: [port], message: `a ${port} adapter is required` });
+    }
+  }
+  const parsed = optionsSchema.safeParse({ retry: options?.retry, delivery: options?.delivery, timers: options?.timers });
+  if (!parsed.success) issues.push(...toConfigurationIssues(parsed.error.issues));
+  if (issues.length > 0 || !parsed.success) throw new ValidationError(issues);
+  return {
+    store: options.store,
+    lock: options.lock,
+    emitter: options.emitter,
+    clock: options.clock ?? (() => new Date()),
+    generateId: options.generateId ?? (() => globalThis.crypto.randomUUID()),
+    retry: parsed.data.retry,
+    delivery: parsed.data.delivery,
+    timers: parsed.data.timers,
+    onBackgroundError:
+      options.onBackgroundError ??
+      ((error: unknown) => {
+        console.error("healthstate: background error", error);
+      }),
+  };
+}
+
+/**
+ * Delay before the retry that follows the `attempt`-th failed delivery (1-based): `initialDelayMs`
+ * doubled per attempt, capped at `maxDelayMs`.
+ */
+export function backoffDelay(attempt: number, retry: ResolvedOptions["retry"]): number {
+  const exponent = Math.min(Math.max(attempt - 1, 0), 30);
+  return Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** exponent);
+}

@@ -1,0 +1,1 @@
+export { replay, type ReplayInput, type ReplayRejection, type ReplayResult } from "./replay";

@@ -1,0 +1,110 @@
+import type { HealthEntityState } from "../aggregate";
+import { ValidationError, type ConfigurationIssue } from "../errors";
+import type { HealthEvent } from "../events";
+import { SystemWorkspace, applySystemSpec, runRejection, type StoredRun } from "../kernel";
+import { toIso, timeSchema, type TimeInput } from "../time";
+import { runInputSchema, toConfigurationIssues, topologyDocSchema, type RunInput, type TopologyDoc } from "../validation";
+
+/** Input of `replay`. */
+export interface ReplayInput {
+  /** The topology the runs are evaluated against, applied to an empty store first. */
+  readonly topology: TopologyDoc;
+  /** Runs in acceptance order, each as `recordRun` would receive it. */
+  readonly runs: readonly RunInput[];
+  readonly options?: {
+    /**
+     * "Now" for runs without a timestamp and for the topology application.
+     * @default "1970-01-01T00:00:00.000Z", so that the output is a function of the input alone
+     */
+    readonly now?: TimeInput;
+  };
+}
+
+/** A run `replay` rejected, as `recordRun` would have: nothing of it was applied. */
+export interface ReplayRejection {
+  readonly index: number;
+  readonly issues: readonly ConfigurationIssue[];
+}
+
+/** What `replay` returns. */
+export interface ReplayResult {
+  /** Every event the engine would have published, in publication order. */
+  readonly transitions: HealthEvent[];
+  /** Final state of every existing entity, by entity id. */
+  readonly states: Record<string, HealthEntityState>;
+  /** Runs that `recordRun` would have rejected (invalid, or not fitting the topology). */
+  readonly rejected: ReplayRejection[];
+  /** Indexes of runs whose `runId` was already accepted earlier in the stream. */
+  readonly duplicates: number[];
+}
+
+/**
+ * Replays runs against a topology, synchronously and without I/O, and returns exactly the events
+ * and final states the engine would produce when given the same topology (`applyTopology` on an
+ * empty store) and then each run through `recordRun`, in order. Use it to try thresholds on
+ * recorded runs before rolling them out.
+ *
+ * Runs without `runId` get `replay-<index>`; runs without `timestamp` get `options.now`.
+ *
+ * @throws ValidationError when the topology document or `options.now` is invalid.
+ */
+export function replay(input: ReplayInput): ReplayResult {
+  const topology = topologyDocSchema.safeParse(input?.topology);
+  const issues: ConfigurationIssue[] = topology.success ? [] : toConfigurationIssues(topology.error.issues, ["topology"]);
+  const nowInput = input?.options?.now ?? "1970-01-01T00:00:00.000Z";
+  const now = timeSchema.safeParse(nowInput);
+  if (!now.success) issues.push(...toConfigurationIssues(now.error.issues, ["options", "now"]));
+  if (!Array.isArray(input?.runs)) issues.push({ path: ["runs"], message: "expected an array of runs" });
+  if (!topology.success || !now.success || issues.length > 0) throw new ValidationError(issues);
+
+  const nowIso = toIso(now.data);
+  const workspaces = new Map<string, SystemWorkspace>();
+  const transitions: HealthEvent[] = [];
+  for (const spec of topology.data.systems) {
+    const workspace = new SystemWorkspace(spec.systemId);
+    workspaces.set(spec.systemId, workspace);
+    applySystemSpec(workspace, spec, false);
+    transitions.push(...workspace.applyTopologyChange(nowIso));
+  }
+
+  const rejected: ReplayRejection[] = [];
+  const duplicates: number[] = [];
+  const accepted = new Set<string>();
+  input.runs.forEach((raw, index) => {
+    const parsed = runInputSchema.safeParse(raw);
+    if (!parsed.success) {
+      rejected.push({ index, issues: toConfigurationIssues(parsed.error.issues) });
+      return;
+    }
+    const run: StoredRun = {
+      runId: parsed.data.runId ?? `replay-${index}`,
+      systemId: parsed.data.systemId,
+      checkId: parsed.data.checkId,
+      environmentId: parsed.data.environmentId ?? null,
+      status: parsed.data.status,
+      latencyMs: parsed.data.latencyMs ?? null,
+      timestamp: parsed.data.timestamp === undefined ? nowIso : toIso(parsed.data.timestamp),
+      message: parsed.data.message ?? null,
+      recordedAt: nowIso,
+    };
+    const workspace = workspaces.get(run.systemId);
+    const rejection = runRejection(workspace?.getSystem(), workspace?.getAssignment(run.checkId), run);
+    if (rejection !== undefined) {
+      rejected.push({ index, issues: [{ path: [rejection.path], message: rejection.message }] });
+      return;
+    }
+    if (accepted.has(run.runId)) {
+      duplicates.push(index);
+      return;
+    }
+    accepted.add(run.runId);
+    // runRejection accepts only runs of a known system, so the workspace exists.
+    transitions.push(...(workspace as SystemWorkspace).applyRun(run));
+  });
+
+  const states: Record<string, HealthEntityState> = {};
+  for (const workspace of workspaces.values()) {
+    for (const entity of workspace.listEntities()) if (entity.state !== null) states[entity.entityId] = entity.state;
+  }
+  return { transitions, states, rejected, duplicates };
+}
