@@ -251,13 +251,14 @@ class Engine implements HealthEngine {
   getManyHealth(entityIds: readonly string[]): ResultAsync<Record<string, HealthEntityState>, HealthError> {
     return this.operation("getManyHealth", async () => {
       if (!Array.isArray(entityIds)) throw new ValidationError([{ path: [], message: "expected an array of entity ids" }]);
+      const ids: readonly string[] = entityIds;
       const issues: ConfigurationIssue[] = [];
-      entityIds.forEach((id, index) => {
+      ids.forEach((id, index) => {
         const parsed = parseHealthEntityId(id);
         if (parsed.isErr()) issues.push(...parsed.error.issues.map((issue) => ({ ...issue, path: [index] })));
       });
       if (issues.length > 0) throw new ValidationError(issues);
-      const unique = [...new Set(entityIds)];
+      const unique = [...new Set(ids)];
       const records = unique.length === 0 ? [] : await this.options.store.getEntitiesById(unique);
       const result: Record<string, HealthEntityState> = {};
       for (const record of records) if (record.state !== null) result[record.entityId] = record.state;

@@ -101,7 +101,7 @@ export class Subscription {
       await emitter.fail({
         group: this.group,
         eventId: event.eventId,
-        error: failure instanceof Error ? failure.message : String(failure),
+        error: describeFailure(failure),
         retryAt: new Date(now.getTime() + delayMs),
         deadLetter,
         now,
@@ -139,5 +139,15 @@ export class Subscription {
       this.wake = undefined;
       this.pendingWake = false;
     });
+  }
+}
+
+function describeFailure(failure: unknown): string {
+  if (failure instanceof Error) return failure.message;
+  if (typeof failure === "string") return failure;
+  try {
+    return JSON.stringify(failure) ?? "handler failed";
+  } catch {
+    return "handler failed";
   }
 }

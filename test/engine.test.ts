@@ -1,0 +1,403 @@
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  ClosedError,
+  StoreError,
+  ValidationError,
+  createHealthEngine,
+  type HealthAdapter,
+  type HealthEngine,
+  type HealthEvent,
+  type RunInput,
+} from "healthstate";
+import { createMemoryAdapter } from "healthstate/adapters/memory";
+
+const T0 = Date.parse("2026-11-30T10:00:00Z");
+const at = (minute: number) => new Date(T0 + minute * 60_000).toISOString();
+
+const open: Array<{ engine: HealthEngine; adapter: HealthAdapter }> = [];
+afterEach(async () => {
+  for (const { engine, adapter } of open.splice(0)) {
+    await engine.close();
+    await adapter.close();
+  }
+});
+
+/** An engine over a fresh memory adapter; `clockMinute: "real"` uses the real clock (retries need time to pass). */
+function setup(clockMinute: number | "real" = 0) {
+  const adapter = createMemoryAdapter();
+  let minute = clockMinute === "real" ? 0 : clockMinute;
+  const engine = createHealthEngine({
+    ...adapter,
+    timers: false,
+    clock: clockMinute === "real" ? () => new Date() : () => new Date(T0 + minute * 60_000),
+    retry: { initialDelayMs: 1, maxDelayMs: 5 },
+    delivery: { pollIntervalMs: 10 },
+  });
+  open.push({ engine, adapter });
+  return { engine, adapter, setMinute: (value: number) => (minute = value) };
+}
+
+async function withCheckout(engine: HealthEngine, checks = ["http"]) {
+  (await engine.upsertSystem({ systemId: "checkout", environmentIds: ["prod", "staging"] }))._unsafeUnwrap();
+  for (const checkId of checks) (await engine.assignCheck({ systemId: "checkout", checkId }))._unsafeUnwrap();
+}
+
+const run = (overrides: Partial<RunInput> & Pick<RunInput, "status">): RunInput => ({
+  systemId: "checkout",
+  checkId: "http",
+  environmentId: "prod",
+  ...overrides,
+});
+
+async function recordAll(engine: HealthEngine, runs: RunInput[]): Promise<HealthEvent[]> {
+  const events: HealthEvent[] = [];
+  for (const input of runs) events.push(...(await engine.recordRun(input))._unsafeUnwrap().events);
+  return events;
+}
+
+describe("topology", () => {
+  it("creates entities on assignment with the healthy baseline and no transition", async () => {
+    const { engine } = setup();
+    (await engine.upsertSystem({ systemId: "checkout", environmentIds: ["prod", "staging"] }))._unsafeUnwrap();
+    const assigned = (await engine.assignCheck({ systemId: "checkout", checkId: "http" }))._unsafeUnwrap();
+    expect(assigned).toEqual({ changed: true, events: [] });
+    const health = (await engine.getManyHealth(["checkout", "checkout::prod", "checkout::staging"]))._unsafeUnwrap();
+    expect(health).toEqual({
+      checkout: { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+      "checkout::prod": { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+      "checkout::staging": { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+    });
+  });
+
+  it("rejects a duplicate environment and an assignment to an unknown system", async () => {
+    const { engine } = setup();
+    const duplicate = await engine.upsertSystem({ systemId: "s", environmentIds: ["prod", "prod"] });
+    expect(duplicate._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+    expect((duplicate._unsafeUnwrapErr() as ValidationError).issues[0]?.path).toEqual(["environmentIds", 1]);
+    const unknown = await engine.assignCheck({ systemId: "nope", checkId: "http" });
+    expect((unknown._unsafeUnwrapErr() as ValidationError).issues).toEqual([
+      { path: ["systemId"], message: 'unknown system "nope"' },
+    ]);
+  });
+
+  it("treats pausing a failing check as a recovery and unpausing as a new failure", async () => {
+    const { engine } = setup();
+    await withCheckout(engine, ["http", "db"]);
+    await recordAll(engine, [run({ status: "unhealthy", checkId: "db" }), run({ status: "unhealthy", checkId: "db" })]);
+    expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()?.status).toBe("degraded");
+    const paused = (await engine.assignCheck({ systemId: "checkout", checkId: "db", paused: true }))._unsafeUnwrap();
+    expect(paused.events.map((event) => [event.entityId, event.type === "health.transition" && event.newStatus])).toEqual([
+      ["checkout", "healthy"],
+      ["checkout::prod", "healthy"],
+    ]);
+    expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()).toEqual({ status: "healthy", healthyChecks: 1, totalChecks: 1 });
+    const resumed = (await engine.assignCheck({ systemId: "checkout", checkId: "db", paused: false }))._unsafeUnwrap();
+    expect(resumed.events).toHaveLength(2);
+  });
+
+  it("recovers when the only failing check is unassigned, and removes an entity silently", async () => {
+    const { engine } = setup();
+    await withCheckout(engine, ["http", "db"]);
+    await recordAll(engine, [run({ status: "degraded", checkId: "db" }), run({ status: "degraded", checkId: "db" })]);
+    const removed = (await engine.unassignCheck({ systemId: "checkout", checkId: "db" }))._unsafeUnwrap();
+    expect(removed.events.map((event) => event.type === "health.transition" && event.classification)).toEqual(["recovery", "recovery"]);
+    const last = (await engine.unassignCheck({ systemId: "checkout", checkId: "http" }))._unsafeUnwrap();
+    expect(last).toEqual({ changed: true, events: [] });
+    expect((await engine.getManyHealth(["checkout", "checkout::prod"]))._unsafeUnwrap()).toEqual({});
+    expect((await engine.unassignCheck({ systemId: "checkout", checkId: "http" }))._unsafeUnwrap()).toEqual({ changed: false, events: [] });
+  });
+
+  it("continues an entity's sequence after it was removed and re-created", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    await recordAll(engine, [run({ status: "unhealthy" }), run({ status: "unhealthy" }), run({ status: "healthy" })]);
+    (await engine.unassignCheck({ systemId: "checkout", checkId: "http" }))._unsafeUnwrap();
+    (await engine.assignCheck({ systemId: "checkout", checkId: "http" }))._unsafeUnwrap();
+    const events = await recordAll(engine, [run({ status: "unhealthy" }), run({ status: "unhealthy" })]);
+    expect(events.filter((event) => event.entityId === "checkout::prod").map((event) => event.sequence)).toEqual([3]);
+  });
+
+  it("applies a declarative document idempotently and prunes only when asked", async () => {
+    const { engine } = setup();
+    const doc = {
+      systems: [
+        { systemId: "a", environmentIds: ["prod"], checks: [{ checkId: "x" }, { checkId: "y", environmentIds: [] }] },
+        { systemId: "b", environmentIds: [], checks: [{ checkId: "z" }] },
+      ],
+    };
+    expect((await engine.applyTopology(doc))._unsafeUnwrap().changed).toBe(true);
+    expect((await engine.applyTopology(doc))._unsafeUnwrap()).toEqual({ changed: false, events: [] });
+    const smaller = { systems: [{ systemId: "a", environmentIds: ["prod"], checks: [{ checkId: "x" }] }] };
+    expect((await engine.applyTopology(smaller))._unsafeUnwrap().changed).toBe(false);
+    expect((await engine.getManyHealth(["a", "b"]))._unsafeUnwrap()).toEqual({
+      a: { status: "healthy", healthyChecks: 2, totalChecks: 2 },
+      b: { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+    });
+    expect((await engine.applyTopology(smaller, { prune: true }))._unsafeUnwrap().changed).toBe(true);
+    expect((await engine.getManyHealth(["a", "b"]))._unsafeUnwrap()).toEqual({
+      a: { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+    });
+  });
+
+  it("rejects an invalid document with every problem and writes nothing", async () => {
+    const { engine } = setup();
+    const result = await engine.applyTopology({
+      systems: [
+        { systemId: "a", environmentIds: ["p", "p"], checks: [{ checkId: "x", thresholds: { mode: "window", windowSize: 2 } }] },
+        { systemId: "a", environmentIds: [], checks: [] },
+      ],
+    } as never);
+    const error = result._unsafeUnwrapErr() as ValidationError;
+    expect(error.type).toBe("validation");
+    expect(error.issues.map((issue) => issue.path)).toEqual(
+      expect.arrayContaining([
+        ["systems", 0, "environmentIds", 1],
+        ["systems", 0, "checks", 0, "thresholds", "windowSize"],
+        ["systems", 1, "systemId"],
+      ]),
+    );
+    expect((await engine.getManyHealth(["a"]))._unsafeUnwrap()).toEqual({});
+  });
+});
+
+describe("recordRun", () => {
+  it("makes the first failing evaluation a real transition from the healthy baseline", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const first = (await engine.recordRun(run({ status: "unhealthy", runId: "r1", timestamp: at(1) })))._unsafeUnwrap();
+    expect(first).toEqual({ runId: "r1", duplicate: false, events: [] });
+    const second = (await engine.recordRun(run({ status: "unhealthy", runId: "r2", timestamp: at(2) })))._unsafeUnwrap();
+    expect(second.events).toEqual([
+      expect.objectContaining({
+        type: "health.transition",
+        eventId: "checkout#1",
+        entityId: "checkout",
+        environmentId: null,
+        sequence: 1,
+        previousStatus: "healthy",
+        newStatus: "degraded",
+        classification: "escalation",
+        triggers: ["healthcheck.system_degraded", "healthcheck.system_health_changed"],
+        occurredAt: at(2),
+        cause: { runId: "r2", checkId: "http" },
+      }),
+      expect.objectContaining({ entityId: "checkout::prod", environmentId: "prod", sequence: 1, newStatus: "degraded" }),
+    ]);
+  });
+
+  it("does not let a healthy environment mask a failing one", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    await recordAll(engine, [
+      run({ status: "unhealthy" }),
+      run({ status: "healthy", environmentId: "staging" }),
+      run({ status: "unhealthy" }),
+      run({ status: "healthy", environmentId: "staging" }),
+    ]);
+    expect((await engine.getManyHealth(["checkout", "checkout::prod", "checkout::staging"]))._unsafeUnwrap()).toEqual({
+      checkout: { status: "degraded", healthyChecks: 0, totalChecks: 1 },
+      "checkout::prod": { status: "degraded", healthyChecks: 0, totalChecks: 1 },
+      "checkout::staging": { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+    });
+  });
+
+  it("uses the clock for runs without a timestamp and for topology transitions", async () => {
+    const { engine, setMinute } = setup(5);
+    await withCheckout(engine, ["http", "db"]);
+    await recordAll(engine, [run({ status: "unhealthy", checkId: "db" })]);
+    setMinute(7);
+    const events = await recordAll(engine, [run({ status: "unhealthy", checkId: "db" })]);
+    expect(events.map((event) => event.occurredAt)).toEqual([at(7), at(7)]);
+    setMinute(9);
+    const paused = (await engine.assignCheck({ systemId: "checkout", checkId: "db", enabled: false }))._unsafeUnwrap();
+    expect(paused.events.map((event) => event.occurredAt)).toEqual([at(9), at(9)]);
+    expect(paused.events.every((event) => event.type === "health.transition" && event.cause.runId === undefined)).toBe(true);
+  });
+
+  it.each([
+    [{ status: "down" }, ["status"]],
+    [{ status: "healthy", latencyMs: -1 }, ["latencyMs"]],
+    [{ status: "healthy", latencyMs: Number.NaN }, ["latencyMs"]],
+    [{ status: "healthy", timestamp: "yesterday" }, ["timestamp"]],
+    [{ status: "healthy", systemId: "x".repeat(257) }, ["systemId"]],
+    [{ status: "healthy", systemId: "ghost" }, ["systemId"]],
+    [{ status: "healthy", checkId: "ghost" }, ["checkId"]],
+    [{ status: "healthy", environmentId: "dev" }, ["environmentId"]],
+    [{ status: "healthy", environmentId: null }, ["environmentId"]],
+  ])("rejects %j at %j and writes nothing", async (overrides, path) => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const result = await engine.recordRun(run({ runId: "bad", ...(overrides as Partial<RunInput>) } as RunInput));
+    const error = result._unsafeUnwrapErr() as ValidationError;
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.code).toBe("ERR_HEALTH_VALIDATION");
+    expect(error.issues.map((issue) => issue.path)).toEqual([path]);
+    // The run id is still free: nothing of the rejected call was stored.
+    expect((await engine.recordRun(run({ runId: "bad", status: "healthy" })))._unsafeUnwrap().duplicate).toBe(false);
+  });
+
+  it("rejects a whole batch for one bad run, listing every problem with its index", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const result = await engine.recordRuns([
+      run({ status: "unhealthy", runId: "a" }),
+      run({ status: "sick" as never, runId: "b" }),
+      run({ status: "unhealthy", runId: "c", latencyMs: Infinity }),
+    ]);
+    expect((result._unsafeUnwrapErr() as ValidationError).issues.map((issue) => issue.path)).toEqual([
+      [1, "status"],
+      [2, "latencyMs"],
+    ]);
+    const topologyProblem = await engine.recordRuns([run({ status: "healthy" }), run({ status: "healthy", environmentId: "qa" })]);
+    expect((topologyProblem._unsafeUnwrapErr() as ValidationError).issues.map((issue) => issue.path)).toEqual([[1, "environmentId"]]);
+    expect((await engine.recordRuns([run({ status: "unhealthy", runId: "a" })]))._unsafeUnwrap()[0]?.duplicate).toBe(false);
+    expect((await engine.listTransitions({ entityId: "checkout" }))._unsafeUnwrap()).toEqual([]);
+  });
+
+  it("ignores an already accepted run id, also inside one batch (G6)", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const outcomes = (
+      await engine.recordRuns([
+        run({ status: "unhealthy", runId: "r1" }),
+        run({ status: "unhealthy", runId: "r1" }),
+        run({ status: "unhealthy", runId: "r2" }),
+      ])
+    )._unsafeUnwrap();
+    expect(outcomes.map((outcome) => [outcome.runId, outcome.duplicate, outcome.events.length])).toEqual([
+      ["r1", false, 0],
+      ["r1", true, 0],
+      ["r2", false, 2],
+    ]);
+    const again = (await engine.recordRun(run({ status: "unhealthy", runId: "r2" })))._unsafeUnwrap();
+    expect(again).toEqual({ runId: "r2", duplicate: true, events: [] });
+    expect((await engine.listTransitions({ entityId: "checkout::prod" }))._unsafeUnwrap()).toHaveLength(1);
+  });
+
+  it("returns an empty list for an empty batch and rejects a non-array", async () => {
+    const { engine } = setup();
+    expect((await engine.recordRuns([]))._unsafeUnwrap()).toEqual([]);
+    expect((await engine.recordRuns("x" as never))._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+  });
+});
+
+describe("reads", () => {
+  it("keys getManyHealth by the ids given, leaves unknown ones out, rejects malformed ones", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const many = (await engine.getManyHealth(["checkout::prod", "checkout::prod", "ghost", "checkout::dev"]))._unsafeUnwrap();
+    expect(Object.keys(many)).toEqual(["checkout::prod"]);
+    expect((await engine.getHealth("ghost"))._unsafeUnwrap()).toBeUndefined();
+    const bad = (await engine.getManyHealth(["ok", "a::b::c", ""]))._unsafeUnwrapErr() as ValidationError;
+    expect(bad.issues.map((issue) => issue.path)).toEqual([[1], [2]]);
+    expect((await engine.getHealth("a:b"))._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+  });
+
+  it("lists transitions in sequence order, filtered by time, limited to the newest", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const statuses = ["unhealthy", "unhealthy", "healthy", "unhealthy", "unhealthy", "healthy"] as const;
+    await recordAll(
+      engine,
+      statuses.map((status, index) => run({ status, timestamp: at(index) })),
+    );
+    const all = (await engine.listTransitions({ entityId: "checkout::prod" }))._unsafeUnwrap();
+    expect(all.map((record) => [record.sequence, record.previousStatus, record.newStatus, record.occurredAt])).toEqual([
+      [1, "healthy", "degraded", at(1)],
+      [2, "degraded", "healthy", at(2)],
+      [3, "healthy", "degraded", at(4)],
+      [4, "degraded", "healthy", at(5)],
+    ]);
+    const newest = (await engine.listTransitions({ entityId: "checkout::prod", limit: 2 }))._unsafeUnwrap();
+    expect(newest.map((record) => record.sequence)).toEqual([3, 4]);
+    const window = (await engine.listTransitions({ entityId: "checkout::prod", from: at(2), to: new Date(at(5)) }))._unsafeUnwrap();
+    expect(window.map((record) => record.sequence)).toEqual([2, 3]);
+    const inverted = (await engine.listTransitions({ entityId: "checkout::prod", from: at(5), to: at(5) }))._unsafeUnwrapErr();
+    expect((inverted as ValidationError).issues[0]?.path).toEqual(["to"]);
+    expect((await engine.inStatusSince("checkout::prod"))._unsafeUnwrap()).toBe(at(5));
+    expect((await engine.inStatusSince("checkout::staging"))._unsafeUnwrap()).toBeNull();
+  });
+});
+
+describe("delivery", () => {
+  it("delivers events recorded before subscribing, in per-entity order, and flush waits for them", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const produced = await recordAll(engine, [
+      run({ status: "unhealthy" }),
+      run({ status: "unhealthy" }),
+      run({ status: "healthy" }),
+      run({ status: "unhealthy", environmentId: "staging" }),
+      run({ status: "unhealthy", environmentId: "staging" }),
+    ]);
+    const seen: HealthEvent[] = [];
+    const subscription = engine.subscribe((event) => void seen.push(event), { group: "g" });
+    await engine.flush();
+    expect([...seen].sort(byEntityThenSequence)).toEqual([...produced].sort(byEntityThenSequence));
+    for (const entityId of new Set(seen.map((event) => event.entityId))) {
+      const sequences = seen.filter((event) => event.entityId === entityId).map((event) => event.sequence);
+      expect(sequences).toEqual(sequences.map((_, index) => index + 1));
+    }
+    await subscription.unsubscribe();
+  });
+
+  it("retries a failing handler with the same event id until it succeeds", async () => {
+    const { engine } = setup("real");
+    await withCheckout(engine);
+    let failures = 0;
+    const handled: string[] = [];
+    engine.subscribe(
+      (event) => {
+        if (failures < 3) {
+          failures += 1;
+          throw new Error("webhook down");
+        }
+        handled.push(event.eventId);
+      },
+      { group: "webhook" },
+    );
+    await recordAll(engine, [run({ status: "unhealthy" }), run({ status: "unhealthy" })]);
+    await engine.flush();
+    expect(failures).toBe(3);
+    expect(handled.sort()).toEqual(["checkout#1", "checkout::prod#1"]);
+  });
+
+  it("validates subscribe options and refuses work after close", async () => {
+    const { engine } = setup();
+    expect(() => engine.subscribe(() => undefined, { group: "" })).toThrow(ValidationError);
+    await engine.close();
+    await engine.close();
+    expect((await engine.getHealth("checkout"))._unsafeUnwrapErr()).toBeInstanceOf(ClosedError);
+    expect(() => engine.subscribe(() => undefined, { group: "g" })).toThrow(ClosedError);
+  });
+});
+
+describe("adapter failures", () => {
+  it("turns a rejecting store into a StoreError naming the operation", async () => {
+    const adapter = createMemoryAdapter();
+    const engine = createHealthEngine({
+      ...adapter,
+      timers: false,
+      store: { ...adapter.store, capabilities: adapter.store.capabilities, transaction: () => Promise.reject(new Error("disk on fire")), getEntitiesById: adapter.store.getEntitiesById.bind(adapter.store), listTransitions: adapter.store.listTransitions.bind(adapter.store) },
+    });
+    open.push({ engine, adapter });
+    const error = (await engine.upsertSystem({ systemId: "s", environmentIds: [] }))._unsafeUnwrapErr();
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ type: "store", code: "ERR_HEALTH_STORE", operation: "upsertSystem" });
+    expect(error.message).toContain("disk on fire");
+  });
+
+  it("rejects invalid engine options with every problem", () => {
+    const adapter = createMemoryAdapter();
+    expect(() => createHealthEngine({ ...adapter, retry: { initialDelayMs: 0 }, delivery: { maxAttempts: 1.5 } })).toThrow(ValidationError);
+    try {
+      createHealthEngine({ ...adapter, retry: { initialDelayMs: 500, maxDelayMs: 100 } });
+    } catch (error) {
+      expect((error as ValidationError).issues.map((issue) => issue.path)).toEqual([["retry", "maxDelayMs"]]);
+    }
+  });
+});
+
+function byEntityThenSequence(a: HealthEvent, b: HealthEvent): number {
+  return a.entityId === b.entityId ? a.sequence - b.sequence : a.entityId < b.entityId ? -1 : 1;
+}
