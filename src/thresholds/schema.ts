@@ -69,7 +69,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({
   healthy: Object.freeze({ minSuccessCount: 1 }),
   degraded: Object.freeze({ minFailureCount: 2 }),
   unhealthy: Object.freeze({ minFailureCount: 5 }),
-}) as Thresholds;
+});
 
 /** Defaults of window mode: window of 10, degraded at 3 failures, unhealthy at 7. */
 export const DEFAULT_WINDOW_THRESHOLDS: Thresholds = Object.freeze({
@@ -77,7 +77,7 @@ export const DEFAULT_WINDOW_THRESHOLDS: Thresholds = Object.freeze({
   windowSize: 10,
   degraded: Object.freeze({ minFailureCount: 3 }),
   unhealthy: Object.freeze({ minFailureCount: 7 }),
-}) as Thresholds;
+});
 
 /**
  * Validates thresholds and fills in defaults. `undefined` gives `DEFAULT_THRESHOLDS`.
