@@ -1,0 +1,177 @@
+const DELETED: unique symbol = Symbol("deleted");
+type Write<V> = V | typeof DELETED;
+
+/**
+ * A committed table of rows keyed by a string, optionally indexed by a partition (the system a
+ * row belongs to), so reads by system never scan other systems' rows.
+ *
+ * Rows are never changed in place: a transaction stages its writes in a `TableStage` and the
+ * store applies them with `TableStage.apply` at commit. Values are stored as given; the store
+ * copies at its boundary.
+ */
+export class CowTable<V> {
+  readonly #rows = new Map<string, V>();
+  readonly #partitions = new Map<string, Set<string>>();
+  readonly #keyOf: (value: V) => string;
+  readonly #partitionOf: ((value: V) => string) | undefined;
+
+  /**
+   * @param keyOf the primary key of a row; must be collision-free (compose tuples with
+   *   `JSON.stringify`).
+   * @param partitionOf the partition of a row, when the table is read by partition. A row's
+   *   partition may change when it is replaced.
+   */
+  constructor(keyOf: (value: V) => string, partitionOf?: (value: V) => string) {
+    this.#keyOf = keyOf;
+    this.#partitionOf = partitionOf;
+  }
+
+  /** Number of committed rows. */
+  get size(): number {
+    return this.#rows.size;
+  }
+
+  /** The committed row with this key, `undefined` when absent. */
+  get(key: string): V | undefined {
+    return this.#rows.get(key);
+  }
+
+  /** Committed keys, in insertion order. */
+  keys(): IterableIterator<string> {
+    return this.#rows.keys();
+  }
+
+  /** Committed keys of one partition (empty for an unknown partition or an unpartitioned table). */
+  partitionKeys(partition: string): ReadonlySet<string> {
+    return this.#partitions.get(partition) ?? EMPTY;
+  }
+
+  /** Opens a staging area over this table for one transaction. */
+  stage(): TableStage<V> {
+    return new TableStage(this, this.#keyOf, this.#partitionOf);
+  }
+
+  /** Applies staged writes. Synchronous, and cannot fail halfway: only map operations. */
+  applyWrites(writes: ReadonlyMap<string, Write<V>>): void {
+    for (const [key, write] of writes) {
+      const previous = this.#rows.get(key);
+      if (previous !== undefined) this.#unindex(key, previous);
+      if (write === DELETED) {
+        this.#rows.delete(key);
+      } else {
+        this.#rows.set(key, write);
+        this.#index(key, write);
+      }
+    }
+  }
+
+  #index(key: string, value: V): void {
+    if (this.#partitionOf === undefined) return;
+    const partition = this.#partitionOf(value);
+    let keys = this.#partitions.get(partition);
+    if (keys === undefined) {
+      keys = new Set();
+      this.#partitions.set(partition, keys);
+    }
+    keys.add(key);
+  }
+
+  #unindex(key: string, value: V): void {
+    if (this.#partitionOf === undefined) return;
+    const partition = this.#partitionOf(value);
+    const keys = this.#partitions.get(partition);
+    if (keys === undefined) return;
+    keys.delete(key);
+    // An emptied partition is dropped, so deleted systems leave nothing behind.
+    if (keys.size === 0) this.#partitions.delete(partition);
+  }
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+/**
+ * One transaction's copy-on-write view of a `CowTable`: reads see the committed rows overlaid
+ * with this stage's own puts and deletes (a staged delete hides the committed row); nothing
+ * reaches the table until `apply`. Another transaction's stage over the same table never sees
+ * these writes.
+ */
+export class TableStage<V> {
+  readonly #table: CowTable<V>;
+  readonly #keyOf: (value: V) => string;
+  readonly #partitionOf: ((value: V) => string) | undefined;
+  readonly #writes = new Map<string, Write<V>>();
+  // Keys put in this stage per partition; committed keys come from the table's own index.
+  readonly #stagedPartitions = new Map<string, Set<string>>();
+
+  /** Use `CowTable.stage()`. */
+  constructor(table: CowTable<V>, keyOf: (value: V) => string, partitionOf: ((value: V) => string) | undefined) {
+    this.#table = table;
+    this.#keyOf = keyOf;
+    this.#partitionOf = partitionOf;
+  }
+
+  /** Whether this stage holds any write. */
+  get dirty(): boolean {
+    return this.#writes.size > 0;
+  }
+
+  /** The row with this key as this transaction sees it, `undefined` when absent or deleted. */
+  get(key: string): V | undefined {
+    const write = this.#writes.get(key);
+    if (write === DELETED) return undefined;
+    return write ?? this.#table.get(key);
+  }
+
+  /** Keys written (put or deleted) in this stage. */
+  writtenKeys(): IterableIterator<string> {
+    return this.#writes.keys();
+  }
+
+  /** Stages a create-or-replace of the row with `value`'s key. */
+  put(value: V): void {
+    const key = this.#keyOf(value);
+    this.#writes.set(key, value);
+    if (this.#partitionOf !== undefined) {
+      const partition = this.#partitionOf(value);
+      let keys = this.#stagedPartitions.get(partition);
+      if (keys === undefined) {
+        keys = new Set();
+        this.#stagedPartitions.set(partition, keys);
+      }
+      keys.add(key);
+    }
+  }
+
+  /** Stages a delete; deleting an absent row is a no-op at commit. */
+  delete(key: string): void {
+    this.#writes.set(key, DELETED);
+  }
+
+  /** Every row of `partition` as this transaction sees it: committed ones first, then new ones. */
+  partition(partition: string): V[] {
+    const keys = new Set(this.#table.partitionKeys(partition));
+    for (const key of this.#stagedPartitions.get(partition) ?? []) keys.add(key);
+    const rows: V[] = [];
+    for (const key of keys) {
+      const row = this.get(key);
+      // A staged put may have moved a committed row to another partition.
+      if (row !== undefined && this.#partitionOf?.(row) === partition) rows.push(row);
+    }
+    return rows;
+  }
+
+  /** Every key this transaction sees: committed keys not deleted here, then keys new here. */
+  keys(): string[] {
+    const keys: string[] = [];
+    for (const key of this.#table.keys()) if (this.get(key) !== undefined) keys.push(key);
+    for (const [key, write] of this.#writes) {
+      if (write !== DELETED && this.#table.get(key) === undefined) keys.push(key);
+    }
+    return keys;
+  }
+
+  /** Applies this stage's writes to the table (at commit). */
+  apply(): void {
+    this.#table.applyWrites(this.#writes);
+  }
+}

@@ -1,0 +1,832 @@
+import fc from "fast-check";
+import {
+  ClosedError,
+  DEFAULT_THRESHOLDS,
+  INITIAL_SLICE_STATE,
+  eventIdOf,
+  type AssignmentRecord,
+  type EntityRecord,
+  type HealthTransitionEvent,
+  type HealthTransitionRecord,
+  type SliceRecord,
+  type StoredRun,
+  type StoreTransaction,
+  type SystemRecord,
+} from "healthstate";
+import { KeyedMutex, createMemoryAdapter, type MemoryAdapter } from "healthstate/adapters/memory";
+import { afterEach, describe, expect, it } from "vitest";
+
+// Adapter-specific behaviour of the in-memory adapter. The generic port contract is covered by
+// the conformance kit; these tests pin what only this implementation decides: copy-on-write
+// transactions, the keyed mutex and the outbox index. Times are explicit Dates, never sleeps.
+
+const T0 = Date.parse("2026-01-01T00:00:00.000Z");
+const at = (ms: number): Date => new Date(T0 + ms);
+const iso = (ms: number): string => at(ms).toISOString();
+
+const system = (systemId: string, environmentIds: string[] = []): SystemRecord => ({ systemId, environmentIds });
+const assignment = (systemId: string, checkId: string): AssignmentRecord => ({
+  systemId,
+  checkId,
+  thresholds: DEFAULT_THRESHOLDS,
+  environmentIds: null,
+  enabled: true,
+  paused: false,
+});
+const slice = (systemId: string, checkId: string, environmentId: string | null): SliceRecord => ({
+  systemId,
+  checkId,
+  environmentId,
+  state: INITIAL_SLICE_STATE,
+});
+const entity = (systemId: string, environmentId: string | null, sequence = 0): EntityRecord => ({
+  entityId: environmentId === null ? systemId : `${systemId}::${environmentId}`,
+  systemId,
+  environmentId,
+  state: { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+  sequence,
+});
+const storedRun = (runId: string, systemId = "s1"): StoredRun => ({
+  runId,
+  systemId,
+  checkId: "c1",
+  environmentId: null,
+  status: "healthy",
+  latencyMs: 12,
+  timestamp: iso(0),
+  message: null,
+  recordedAt: iso(0),
+});
+const transition = (entityId: string, sequence: number, occurredAtMs = sequence * 1000): HealthTransitionRecord => ({
+  entityId,
+  systemId: entityId.split("::")[0] ?? entityId,
+  environmentId: null,
+  sequence,
+  previousStatus: sequence % 2 === 1 ? "healthy" : "unhealthy",
+  newStatus: sequence % 2 === 1 ? "unhealthy" : "healthy",
+  occurredAt: iso(occurredAtMs),
+});
+const event = (entityId: string, sequence: number): HealthTransitionEvent => ({
+  type: "health.transition",
+  eventId: eventIdOf(entityId, sequence),
+  entityId,
+  systemId: entityId,
+  environmentId: null,
+  sequence,
+  previousStatus: sequence % 2 === 1 ? "healthy" : "unhealthy",
+  newStatus: sequence % 2 === 1 ? "unhealthy" : "healthy",
+  healthyChecks: sequence % 2 === 1 ? 0 : 1,
+  totalChecks: 1,
+  classification: sequence % 2 === 1 ? "escalation" : "recovery",
+  triggers: ["healthcheck.system_health_changed"],
+  occurredAt: iso(sequence * 1000),
+  cause: {},
+});
+
+interface Deferred<T = void> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+}
+function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** Lets every queued microtask and promise continuation run. */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const adapters: MemoryAdapter[] = [];
+function newAdapter(clock?: () => Date): MemoryAdapter {
+  const adapter = createMemoryAdapter(clock === undefined ? {} : { clock });
+  adapters.push(adapter);
+  return adapter;
+}
+afterEach(async () => {
+  for (const adapter of adapters.splice(0)) {
+    await adapter.close();
+    expect(adapter.lock.size).toBe(0);
+  }
+});
+
+function read<T>(adapter: MemoryAdapter, fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+  return adapter.store.transaction({ lockKeys: [] }, fn);
+}
+async function enqueue(adapter: MemoryAdapter, ...events: HealthTransitionEvent[]): Promise<void> {
+  await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.enqueueEvents(events));
+}
+const ids = (claimed: readonly { readonly event: { readonly eventId: string } }[]): string[] =>
+  claimed.map((c) => c.event.eventId);
+
+/** What the store holds for systems s1 and s2, read in one transaction. */
+async function snapshot(adapter: MemoryAdapter) {
+  return read(adapter, async (tx) => ({
+    systemIds: (await tx.listSystemIds()).sort(),
+    systems: await tx.getSystems(["s1", "s2"]),
+    assignments: await tx.getAssignments(["s1", "s2"]),
+    slices: await tx.getSlices(["s1", "s2"]),
+    entities: await tx.getEntities(["s1", "s2"]),
+    runIds: await tx.findRunIds(["r1", "r2"]),
+  }));
+}
+
+async function seed(adapter: MemoryAdapter): Promise<void> {
+  await adapter.store.transaction({ lockKeys: ["s1"] }, async (tx) => {
+    await tx.putSystem(system("s1", ["prod"]));
+    await tx.putAssignments([assignment("s1", "c1"), assignment("s1", "c2")]);
+    await tx.putSlices([slice("s1", "c1", "prod"), slice("s1", "c2", "prod")]);
+    await tx.putEntities([entity("s1", null, 1), entity("s1", "prod")]);
+    await tx.insertRuns([storedRun("r1")]);
+    await tx.appendTransitions([transition("s1", 1)]);
+    await tx.enqueueEvents([event("s1", 1)]);
+  });
+}
+
+describe("memory store transactions", () => {
+  it("commits every table together and resolves with fn's value", async () => {
+    const adapter = newAdapter();
+    await seed(adapter);
+    const s = await snapshot(adapter);
+    expect(s.systemIds).toEqual(["s1"]);
+    expect(s.systems).toEqual([system("s1", ["prod"])]);
+    expect(s.assignments.map((a) => a.checkId)).toEqual(["c1", "c2"]);
+    expect(s.slices).toHaveLength(2);
+    expect(s.entities.map((e) => e.entityId)).toEqual(["s1", "s1::prod"]);
+    expect(s.runIds).toEqual(["r1"]);
+    expect(await adapter.store.getEntitiesById(["s1::prod", "nope", "s1"])).toEqual([entity("s1", "prod"), entity("s1", null, 1)]);
+    expect(await adapter.store.listTransitions({ entityId: "s1" })).toEqual([transition("s1", 1)]);
+    expect(await adapter.emitter.highWatermark()).toBe("1");
+    await expect(adapter.store.transaction({ lockKeys: [] }, () => Promise.resolve(42))).resolves.toBe(42);
+  });
+
+  it("discards every staged write of every table when fn rejects, rethrowing the same reason", async () => {
+    const adapter = newAdapter();
+    await seed(adapter);
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    const before = await snapshot(adapter);
+    const boom = new Error("boom");
+    const outcome = adapter.store.transaction({ lockKeys: ["s1", "s2"] }, async (tx) => {
+      await tx.putSystem(system("s2"));
+      await tx.putSystem(system("s1", ["prod", "staging"]));
+      await tx.putAssignments([assignment("s2", "c1"), { ...assignment("s1", "c1"), paused: true }]);
+      await tx.deleteAssignments([{ systemId: "s1", checkId: "c2" }]);
+      await tx.putSlices([slice("s2", "c1", null)]);
+      await tx.deleteSlices([{ systemId: "s1", checkId: "c1", environmentId: "prod" }]);
+      await tx.putEntities([entity("s2", null), entity("s1", null, 2)]);
+      await tx.insertRuns([storedRun("r2")]);
+      await tx.appendTransitions([transition("s1", 2), transition("s2", 1)]);
+      await tx.enqueueEvents([event("s1", 2), event("s2", 1)]);
+      // Read-your-writes held until the very end: the stage really was populated.
+      expect((await tx.getEntities(["s2"])).length).toBe(1);
+      throw boom;
+    });
+    await expect(outcome).rejects.toBe(boom);
+
+    expect(await snapshot(adapter)).toEqual(before);
+    expect(await adapter.store.getEntitiesById(["s1", "s2"])).toEqual([entity("s1", null, 1)]);
+    expect(await adapter.store.listTransitions({ entityId: "s1" })).toEqual([transition("s1", 1)]);
+    expect(await adapter.store.listTransitions({ entityId: "s2" })).toEqual([]);
+    expect(await adapter.emitter.highWatermark()).toBe("1");
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "100" })).toBe(1);
+
+    // A second rollback of a delete: the committed system stays.
+    const reason = { not: "an Error" };
+    await expect(
+      adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+        await tx.deleteSystem("s1");
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- any reason must pass through verbatim
+        return Promise.reject(reason);
+      }),
+    ).rejects.toBe(reason);
+    expect((await snapshot(adapter)).systems).toEqual([system("s1", ["prod"])]);
+  });
+
+  it("reads its own writes: puts, replacements and deletes hide or show rows inside the transaction", async () => {
+    const adapter = newAdapter();
+    await seed(adapter);
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putSystem(system("s2", ["eu"]));
+      await tx.deleteSystem("s1");
+      expect(await tx.listSystemIds()).toEqual(["s2"]);
+      expect(await tx.getSystems(["s1", "s2"])).toEqual([system("s2", ["eu"])]);
+      await tx.putSystem(system("s1", ["prod", "dev"]));
+      expect(await tx.getSystems(["s1"])).toEqual([system("s1", ["prod", "dev"])]);
+
+      await tx.deleteAssignments([{ systemId: "s1", checkId: "c1" }]);
+      await tx.putAssignments([{ ...assignment("s1", "c2"), enabled: false }, assignment("s1", "c3")]);
+      expect(await tx.getAssignments(["s1"])).toEqual([{ ...assignment("s1", "c2"), enabled: false }, assignment("s1", "c3")]);
+
+      await tx.deleteSlices([{ systemId: "s1", checkId: "c2", environmentId: "prod" }]);
+      await tx.putSlices([slice("s1", "c1", null)]);
+      expect((await tx.getSlices(["s1"])).map((s) => [s.checkId, s.environmentId])).toEqual([
+        ["c1", "prod"],
+        ["c1", null],
+      ]);
+
+      await tx.putEntities([{ ...entity("s1", "prod", 3), state: null }]);
+      expect(await tx.getEntities(["s1"])).toEqual([entity("s1", null, 1), { ...entity("s1", "prod", 3), state: null }]);
+
+      await tx.insertRuns([storedRun("r2")]);
+      expect(await tx.findRunIds(["r1", "r2", "r3"])).toEqual(["r1", "r2"]);
+    });
+    // …and all of it committed.
+    const s = await snapshot(adapter);
+    expect(s.systemIds).toEqual(["s1", "s2"]);
+    expect(s.assignments.map((a) => a.checkId)).toEqual(["c2", "c3"]);
+    expect(s.runIds).toEqual(["r1", "r2"]);
+  });
+
+  it("keeps staged writes invisible to a concurrent transaction until commit", async () => {
+    const adapter = newAdapter();
+    await seed(adapter);
+    const staged = deferred();
+    const release = deferred();
+    const writer = adapter.store.transaction({ lockKeys: ["s1"] }, async (tx) => {
+      await tx.putSystem(system("s2"));
+      await tx.deleteAssignments([{ systemId: "s1", checkId: "c1" }]);
+      await tx.putEntities([entity("s1", null, 2)]);
+      await tx.insertRuns([storedRun("r2")]);
+      await tx.appendTransitions([transition("s1", 2)]);
+      await tx.enqueueEvents([event("s1", 2)]);
+      staged.resolve();
+      await release.promise;
+    });
+    await staged.promise;
+    const reader = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      expect(await tx.listSystemIds()).toEqual(["s1"]);
+      expect((await tx.getAssignments(["s1"])).map((a) => a.checkId)).toEqual(["c1", "c2"]);
+      expect(await tx.findRunIds(["r2"])).toEqual([]);
+      expect(await adapter.store.getEntitiesById(["s1"])).toEqual([entity("s1", null, 1)]);
+      expect(await adapter.store.listTransitions({ entityId: "s1" })).toHaveLength(1);
+      expect(await adapter.emitter.highWatermark()).toBe("1");
+      release.resolve();
+      await writer;
+      // Committed now: a running transaction reads the newly committed state (read committed).
+      expect((await tx.listSystemIds()).sort()).toEqual(["s1", "s2"]);
+      expect((await tx.getAssignments(["s1"])).map((a) => a.checkId)).toEqual(["c2"]);
+      expect(await tx.findRunIds(["r2"])).toEqual(["r2"]);
+    });
+    await reader;
+    expect(await adapter.store.getEntitiesById(["s1"])).toEqual([entity("s1", null, 2)]);
+    expect(await adapter.emitter.highWatermark()).toBe("2");
+  });
+
+  it("rejects a duplicate (entityId, sequence) in the transition log and the outbox, staging nothing of the batch", async () => {
+    const adapter = newAdapter();
+    await seed(adapter);
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      // Against committed rows.
+      await expect(tx.appendTransitions([transition("s1", 2), transition("s1", 1)])).rejects.toThrow(/duplicate transition/);
+      await expect(tx.enqueueEvents([event("s1", 2), event("s1", 1)])).rejects.toThrow(/duplicate outbox event/);
+      // Within one batch.
+      await expect(tx.appendTransitions([transition("s9", 1), transition("s9", 1)])).rejects.toThrow(/duplicate transition/);
+      await expect(tx.enqueueEvents([event("s9", 1), event("s9", 1)])).rejects.toThrow(/duplicate outbox event/);
+      // Against this transaction's staged rows.
+      await tx.appendTransitions([transition("s1", 2)]);
+      await tx.enqueueEvents([event("s1", 2)]);
+      await expect(tx.appendTransitions([transition("s1", 2)])).rejects.toThrow(/duplicate transition/);
+      await expect(tx.enqueueEvents([event("s1", 2)])).rejects.toThrow(/duplicate outbox event/);
+      // Same eventId under another (entityId, sequence).
+      await expect(tx.enqueueEvents([{ ...event("s1", 3), eventId: eventIdOf("s1", 1) }])).rejects.toThrow(/duplicate outbox eventId/);
+      // Runs are unique by runId as well.
+      await expect(tx.insertRuns([storedRun("r1")])).rejects.toThrow(/duplicate runId/);
+      await expect(tx.insertRuns([storedRun("r7"), storedRun("r7")])).rejects.toThrow(/duplicate runId/);
+    });
+    // The rejected batches left nothing behind; the accepted ones committed.
+    expect((await adapter.store.listTransitions({ entityId: "s1" })).map((t) => t.sequence)).toEqual([1, 2]);
+    expect(await adapter.store.listTransitions({ entityId: "s9" })).toEqual([]);
+    expect(await adapter.emitter.highWatermark()).toBe("2");
+    expect(await read(adapter, (tx) => tx.findRunIds(["r7"]))).toEqual([]);
+  });
+
+  it("fails the later of two concurrent commits that claim the same (entityId, sequence), keeping none of its writes", async () => {
+    const adapter = newAdapter();
+    const bothStaged = [deferred(), deferred()] as const;
+    const write = (index: 0 | 1, systemId: string) =>
+      adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+        await tx.putSystem(system(systemId));
+        await tx.appendTransitions([transition("e", 1)]);
+        await tx.enqueueEvents([event("e", 1)]);
+        bothStaged[index].resolve();
+        await Promise.all(bothStaged.map((d) => d.promise));
+        return systemId;
+      });
+    const results = await Promise.allSettled([write(0, "first"), write(1, "second")]);
+    expect(results[0]).toEqual({ status: "fulfilled", value: "first" });
+    expect(results[1]?.status).toBe("rejected");
+    expect(await read(adapter, (tx) => tx.listSystemIds())).toEqual(["first"]);
+    expect(await adapter.store.listTransitions({ entityId: "e" })).toHaveLength(1);
+    expect(await adapter.emitter.highWatermark()).toBe("1");
+  });
+
+  it("makes the transaction object unusable once it committed or rolled back", async () => {
+    const adapter = newAdapter();
+    let committed: StoreTransaction | undefined;
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => {
+      committed = tx;
+      return Promise.resolve();
+    });
+    let rolledBack: StoreTransaction | undefined;
+    await expect(
+      adapter.store.transaction({ lockKeys: [] }, (tx) => {
+        rolledBack = tx;
+        return Promise.reject(new Error("no"));
+      }),
+    ).rejects.toThrow("no");
+    for (const tx of [committed, rolledBack]) {
+      if (tx === undefined) throw new Error("transaction not captured");
+      await expect(tx.putSystem(system("late"))).rejects.toThrow(/after the transaction (committed|rolled back)/);
+      await expect(tx.enqueueEvents([event("late", 1)])).rejects.toThrow(/after the transaction/);
+      await expect(tx.listSystemIds()).rejects.toThrow(/after the transaction/);
+    }
+    // A write fired without await after fn resolved cannot sneak in either.
+    let late: Promise<unknown> | undefined;
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => {
+      setImmediate(() => {
+        late = tx.putSystem(system("sneaky")).then(
+          () => "written",
+          (reason: unknown) => reason,
+        );
+      });
+      return Promise.resolve();
+    });
+    await settle();
+    expect(await late).toEqual(expect.objectContaining({ message: expect.stringMatching(/after the transaction committed/) as unknown }));
+    expect(await read(adapter, (tx) => tx.listSystemIds())).toEqual([]);
+    expect(await adapter.emitter.highWatermark()).toBe("0");
+  });
+
+  it("copies records on the way in and out", async () => {
+    const adapter = newAdapter();
+    const input = { systemId: "s1", environmentIds: ["prod"] };
+    const inputEvent = event("s1", 1);
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putSystem(input);
+      await tx.putEntities([entity("s1", null, 1)]);
+      await tx.appendTransitions([transition("s1", 1)]);
+      await tx.enqueueEvents([inputEvent]);
+    });
+    input.environmentIds.push("mutated");
+    (inputEvent as { newStatus: string }).newStatus = "degraded";
+
+    const systems = await read(adapter, (tx) => tx.getSystems(["s1"]));
+    (systems[0]?.environmentIds as string[]).push("mutated");
+    const [stored] = await adapter.store.getEntitiesById(["s1"]);
+    (stored as { sequence: number }).sequence = 99;
+    const [logged] = await adapter.store.listTransitions({ entityId: "s1" });
+    (logged as { newStatus: string }).newStatus = "degraded";
+
+    expect(await read(adapter, (tx) => tx.getSystems(["s1"]))).toEqual([system("s1", ["prod"])]);
+    expect(await adapter.store.getEntitiesById(["s1"])).toEqual([entity("s1", null, 1)]);
+    expect(await adapter.store.listTransitions({ entityId: "s1" })).toEqual([transition("s1", 1)]);
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    const [claimed] = await adapter.emitter.claim({ group: "g", consumerId: "c", limit: 1, leaseMs: 10, now: at(0) });
+    expect(claimed?.event).toEqual(event("s1", 1));
+  });
+
+  it("keys slices collision-free: an env-less slice, an environment named \"null\" and separator-bearing ids stay apart", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putSlices([slice("s", "c", null), slice("s", "c", "null"), slice("s", "c:x", null), slice("s", "c", "x")]);
+      await tx.putSlices([slice("s:c", "x", null), slice("s", "c:x", "y")]);
+      await tx.deleteSlices([{ systemId: "s", checkId: "c", environmentId: "null" }]);
+    });
+    const slices = await read(adapter, (tx) => tx.getSlices(["s", "s:c"]));
+    expect(slices.map((s) => [s.systemId, s.checkId, s.environmentId])).toEqual([
+      ["s", "c", null],
+      ["s", "c:x", null],
+      ["s", "c", "x"],
+      ["s", "c:x", "y"],
+      ["s:c", "x", null],
+    ]);
+  });
+
+  it("lists transitions in sequence order, from inclusive, to exclusive, limit keeping the highest sequences", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, (tx) =>
+      // Out of order on purpose; sequence 4 happened before sequence 3 (runs out of timestamp order).
+      tx.appendTransitions([transition("e", 2, 2000), transition("e", 4, 2500), transition("e", 1, 1000), transition("e", 3, 3000)]),
+    );
+    const seqs = async (query: { from?: Date; to?: Date; limit?: number }) =>
+      (await adapter.store.listTransitions({ entityId: "e", ...query })).map((t) => t.sequence);
+    expect(await seqs({})).toEqual([1, 2, 3, 4]);
+    expect(await seqs({ from: at(2000) })).toEqual([2, 3, 4]);
+    expect(await seqs({ to: at(2500) })).toEqual([1, 2]);
+    expect(await seqs({ from: at(2000), to: at(3000) })).toEqual([2, 4]);
+    expect(await seqs({ limit: 2 })).toEqual([3, 4]);
+    expect(await seqs({ to: at(3000), limit: 2 })).toEqual([2, 4]);
+    expect(await seqs({ limit: 0 })).toEqual([]);
+    expect(await seqs({ limit: 10 })).toEqual([1, 2, 3, 4]);
+    expect(await adapter.store.listTransitions({ entityId: "unknown" })).toEqual([]);
+  });
+});
+
+describe("keyed mutex", () => {
+  it("never runs overlapping key sets at the same time", async () => {
+    const lock = new KeyedMutex();
+    const inside = new Set<number>();
+    const log: string[] = [];
+    const gates = [deferred(), deferred(), deferred()];
+    // Pairwise overlapping, so they must run strictly one after another.
+    const sets = [["a", "b"], ["b", "c"], ["a", "c"]];
+    const calls = sets.map((keys, i) =>
+      lock.withLock(keys, async () => {
+        for (const other of inside) {
+          expect(sets[other]?.some((k) => keys.includes(k))).toBe(false);
+        }
+        inside.add(i);
+        log.push(`enter ${i}`);
+        await gates[i]?.promise;
+        log.push(`exit ${i}`);
+        inside.delete(i);
+      }),
+    );
+    await settle();
+    expect(log).toEqual(["enter 0"]);
+    gates.forEach((g) => g.resolve());
+    await Promise.all(calls);
+    expect(log).toEqual(["enter 0", "exit 0", "enter 1", "exit 1", "enter 2", "exit 2"]);
+    expect(lock.size).toBe(0);
+  });
+
+  it("lets disjoint key sets run concurrently", async () => {
+    const lock = new KeyedMutex();
+    const gate = deferred();
+    let aInside = false;
+    const a = lock.withLock(["a", "b"], async () => {
+      aInside = true;
+      await gate.promise;
+      aInside = false;
+    });
+    await settle();
+    const b = await lock.withLock(["c", "d"], () => Promise.resolve(aInside));
+    expect(b).toBe(true);
+    gate.resolve();
+    await a;
+    expect(lock.size).toBe(0);
+  });
+
+  it("hands a key over in FIFO order", async () => {
+    const lock = new KeyedMutex();
+    const gate = deferred();
+    const order: number[] = [];
+    const first = lock.withLock(["k"], () => gate.promise);
+    const rest = [1, 2, 3, 4].map((i) =>
+      lock.withLock(["k"], () => {
+        order.push(i);
+        return Promise.resolve();
+      }),
+    );
+    await settle();
+    expect(order).toEqual([]);
+    gate.resolve();
+    await Promise.all([first, ...rest]);
+    expect(order).toEqual([1, 2, 3, 4]);
+  });
+
+  it("releases every key when fn rejects or throws synchronously, passing the reason through", async () => {
+    const lock = new KeyedMutex();
+    const boom = new Error("boom");
+    await expect(lock.withLock(["a", "b"], () => Promise.reject(boom))).rejects.toBe(boom);
+    await expect(
+      lock.withLock(["b", "c"], () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    expect(lock.size).toBe(0);
+    await expect(lock.withLock(["a", "b", "c"], () => Promise.resolve("free"))).resolves.toBe("free");
+    expect(lock.size).toBe(0);
+  });
+
+  it("takes a repeated key once and runs fn with no keys at all", async () => {
+    const lock = new KeyedMutex();
+    await expect(lock.withLock(["a", "a", "b", "a"], () => Promise.resolve(1))).resolves.toBe(1);
+    await expect(lock.withLock([], () => Promise.resolve(2))).resolves.toBe(2);
+    expect(lock.size).toBe(0);
+  });
+
+  it("never deadlocks nor overlaps for random overlapping key sets taken in sorted order (property)", async () => {
+    const keySet = fc.uniqueArray(fc.constantFrom("a", "b", "c", "d", "e"), { minLength: 1, maxLength: 4 }).map((keys) => keys.sort());
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), fc.array(keySet, { minLength: 1, maxLength: 10 }), async (s, sets) => {
+        const lock = new KeyedMutex();
+        const holders = new Map<string, number>();
+        const violations: string[] = [];
+        const done = sets.map(() => false);
+        const calls = sets.map((keys, i) =>
+          s.schedule(Promise.resolve(), `start ${i}`).then(() =>
+            lock.withLock(keys, async () => {
+              for (const key of keys) {
+                const holder = holders.get(key);
+                if (holder !== undefined) violations.push(`${i} entered ${key} held by ${holder}`);
+                holders.set(key, i);
+              }
+              await s.schedule(Promise.resolve(), `work ${i}`);
+              for (const key of keys) holders.delete(key);
+              done[i] = true;
+            }),
+          ),
+        );
+        // A key handed over schedules its holder's work a few microtasks later, after `waitAll`
+        // may have returned; keep releasing until everything finished or nothing moves any more
+        // (a deadlock), which bounds the test instead of hanging it.
+        for (let round = 0; round < 1000 && !done.every(Boolean); round += 1) {
+          await s.waitAll();
+          await settle();
+        }
+        expect(violations).toEqual([]);
+        expect(done.every(Boolean)).toBe(true);
+        await Promise.all(calls);
+        expect(lock.size).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("memory emitter", () => {
+  it("hands out one head per entity, in per-entity sequence order, lowest position first", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await enqueue(adapter, event("a", 1), event("a", 2), event("b", 1));
+    await enqueue(adapter, event("a", 3), event("c", 1));
+    const claim = (limit: number, now = at(0)) => adapter.emitter.claim({ group: "g", consumerId: "w", limit, leaseMs: 1000, now });
+
+    const first = await claim(10);
+    expect(ids(first)).toEqual(["a#1", "b#1", "c#1"]);
+    expect(first.map((c) => c.attempt)).toEqual([1, 1, 1]);
+    expect(await claim(10)).toEqual([]);
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#1", "c#1"] });
+    expect(ids(await claim(10))).toEqual(["a#2"]);
+    // Acking a later event before its head is a no-op: it could skip an undelivered event.
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#3"] });
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#2", "b#1"] });
+    expect(ids(await claim(10))).toEqual(["a#3"]);
+    // Idempotent, and unknown ids are ignored.
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#3", "a#3", "nope#1", "a#1"] });
+    expect(await claim(10, at(5000))).toEqual([]);
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: await adapter.emitter.highWatermark() })).toBe(0);
+  });
+
+  it("respects the claim limit, lowest positions first", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await enqueue(adapter, event("z", 1), event("y", 1), event("x", 1), event("w", 1));
+    const claimed = await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 2, leaseMs: 1000, now: at(0) });
+    expect(ids(claimed)).toEqual(["z#1", "y#1"]);
+    expect(await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 0, leaseMs: 1000, now: at(0) })).toEqual([]);
+  });
+
+  it("acks a head and its successors given in one call, in any order", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await enqueue(adapter, event("a", 1), event("a", 2), event("a", 3));
+    await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 1, leaseMs: 1000, now: at(0) });
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#2", "a#1"] });
+    expect(ids(await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 5, leaseMs: 1000, now: at(0) }))).toEqual(["a#3"]);
+  });
+
+  it("blocks a leased event for other consumers until the lease expires, counting attempts", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await enqueue(adapter, event("a", 1), event("a", 2));
+    const claim = (consumerId: string, ms: number) => adapter.emitter.claim({ group: "g", consumerId, limit: 10, leaseMs: 1000, now: at(ms) });
+    expect(await claim("c1", 0)).toEqual([{ event: event("a", 1), attempt: 1 }]);
+    expect(await claim("c2", 999)).toEqual([]);
+    expect(await claim("c1", 999)).toEqual([]);
+    expect(await claim("c2", 1000)).toEqual([{ event: event("a", 1), attempt: 2 }]);
+    // A late ack of the first consumer still settles it: the event was delivered.
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#1"] });
+    expect(await claim("c3", 1000)).toEqual([{ event: event("a", 2), attempt: 1 }]);
+  });
+
+  it("retries a failed event at retryAt, keeping its attempt count", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await enqueue(adapter, event("a", 1), event("b", 1));
+    const claim = (ms: number) => adapter.emitter.claim({ group: "g", consumerId: "w", limit: 10, leaseMs: 60_000, now: at(ms) });
+    expect(ids(await claim(0))).toEqual(["a#1", "b#1"]);
+    await adapter.emitter.fail({ group: "g", eventId: "a#1", error: "down", retryAt: at(5000), deadLetter: false, now: at(10) });
+    // The lease is released, but the retry time has not come; b is still leased.
+    expect(await claim(4999)).toEqual([]);
+    expect(await claim(5000)).toEqual([{ event: event("a", 1), attempt: 2 }]);
+    // Failing an event that is not a head (unknown, or not yet delivered) changes nothing.
+    await adapter.emitter.fail({ group: "g", eventId: "a#7", error: "x", retryAt: at(0), deadLetter: true, now: at(0) });
+    expect(await adapter.emitter.listDeadLetters({})).toEqual([]);
+  });
+
+  it("settles a dead-lettered event, delivers the next one, and lists dead letters newest first", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await adapter.emitter.registerGroup({ group: "h", from: "oldest" });
+    await enqueue(adapter, event("a", 1), event("a", 2), event("b", 1));
+    const claim = (group: string, ms: number) => adapter.emitter.claim({ group, consumerId: "w", limit: 10, leaseMs: 10, now: at(ms) });
+    await claim("g", 0);
+    await claim("g", 100);
+    await adapter.emitter.fail({ group: "g", eventId: "a#1", error: "first", retryAt: at(200), deadLetter: false, now: at(101) });
+    await claim("g", 200);
+    await adapter.emitter.fail({ group: "g", eventId: "a#1", error: "gave up", retryAt: at(9999), deadLetter: true, now: at(201) });
+    expect(ids(await claim("g", 201))).toEqual(["a#2"]);
+    await claim("h", 0);
+    await adapter.emitter.fail({ group: "h", eventId: "b#1", error: "nope", retryAt: at(0), deadLetter: true, now: at(300) });
+
+    const gLetter = { group: "g", event: event("a", 1), attempts: 3, lastError: "gave up", deadAt: iso(201) };
+    const hLetter = { group: "h", event: event("b", 1), attempts: 1, lastError: "nope", deadAt: iso(300) };
+    expect(await adapter.emitter.listDeadLetters({})).toEqual([hLetter, gLetter]);
+    expect(await adapter.emitter.listDeadLetters({ group: "g" })).toEqual([gLetter]);
+    expect(await adapter.emitter.listDeadLetters({ limit: 1 })).toEqual([hLetter]);
+    // Dead letters count as settled.
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "3" })).toBe(2);
+    expect(await adapter.emitter.pendingCount({ group: "h", upTo: "3" })).toBe(2);
+  });
+
+  it("keeps groups independent", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await adapter.emitter.registerGroup({ group: "h", from: "oldest" });
+    await enqueue(adapter, event("a", 1), event("a", 2));
+    const claim = (group: string) => adapter.emitter.claim({ group, consumerId: "w", limit: 10, leaseMs: 1000, now: at(0) });
+    expect(ids(await claim("g"))).toEqual(["a#1"]);
+    expect(ids(await claim("h"))).toEqual(["a#1"]);
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#1"] });
+    expect(ids(await claim("g"))).toEqual(["a#2"]);
+    expect(await claim("h")).toEqual([]);
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "2" })).toBe(1);
+    expect(await adapter.emitter.pendingCount({ group: "h", upTo: "2" })).toBe(2);
+  });
+
+  it("starts a group registered from \"now\" after the history, and the first registration wins", async () => {
+    const adapter = newAdapter();
+    await enqueue(adapter, event("a", 1), event("b", 1));
+    await adapter.emitter.registerGroup({ group: "late", from: "now" });
+    await adapter.emitter.registerGroup({ group: "late", from: "oldest" });
+    await adapter.emitter.registerGroup({ group: "all", from: "oldest" });
+    await adapter.emitter.registerGroup({ group: "all", from: "now" });
+    await enqueue(adapter, event("a", 2), event("c", 1));
+    const claim = (group: string) => adapter.emitter.claim({ group, consumerId: "w", limit: 10, leaseMs: 1000, now: at(0) });
+    expect(ids(await claim("late"))).toEqual(["a#2", "c#1"]);
+    expect(ids(await claim("all"))).toEqual(["a#1", "b#1", "c#1"]);
+    expect(await adapter.emitter.pendingCount({ group: "late", upTo: "4" })).toBe(2);
+    expect(await adapter.emitter.pendingCount({ group: "late", upTo: "2" })).toBe(0);
+  });
+
+  it("reports the high watermark and pending counts, comparing positions as numbers", async () => {
+    const adapter = newAdapter();
+    expect(await adapter.emitter.highWatermark()).toBe("0");
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    for (let sequence = 1; sequence <= 12; sequence += 1) await enqueue(adapter, event("a", sequence));
+    expect(await adapter.emitter.highWatermark()).toBe("12");
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "9" })).toBe(9);
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "10" })).toBe(10);
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "0" })).toBe(0);
+    await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 1, leaseMs: 1, now: at(0) });
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#1"] });
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "10" })).toBe(9);
+    await expect(adapter.emitter.pendingCount({ group: "g", upTo: "ten" })).rejects.toThrow(/position/);
+    // A transaction without events moves nothing.
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.putSystem(system("s")));
+    expect(await adapter.emitter.highWatermark()).toBe("12");
+  });
+
+  it("rejects claims, acks, fails and pending counts of an unregistered group", async () => {
+    const adapter = newAdapter();
+    await expect(adapter.emitter.claim({ group: "x", consumerId: "w", limit: 1, leaseMs: 1, now: at(0) })).rejects.toThrow(/unknown group/);
+    await expect(adapter.emitter.ack({ group: "x", eventIds: [] })).rejects.toThrow(/unknown group/);
+    await expect(
+      adapter.emitter.fail({ group: "x", eventId: "a#1", error: "e", retryAt: at(0), deadLetter: false, now: at(0) }),
+    ).rejects.toThrow(/unknown group/);
+    await expect(adapter.emitter.pendingCount({ group: "x", upTo: "0" })).rejects.toThrow(/unknown group/);
+  });
+
+  it("prunes only events every group settled: old ones first, then the oldest beyond maxEvents", async () => {
+    let now = at(0);
+    const adapter = newAdapter(() => now);
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await adapter.emitter.registerGroup({ group: "h", from: "oldest" });
+    await enqueue(adapter, event("a", 1), event("a", 2), event("b", 1)); // enqueued at 0
+    now = at(10_000);
+    await enqueue(adapter, event("a", 3), event("b", 2), event("c", 1)); // enqueued at 10 s
+    let claimAt = 0;
+    /** Claims repeatedly (each time after the previous leases expired), acking only `acked`. */
+    const deliver = async (group: string, acked: readonly string[]) => {
+      for (;;) {
+        claimAt += 100;
+        const claimed = await adapter.emitter.claim({ group, consumerId: "w", limit: 10, leaseMs: 1, now: at(claimAt) });
+        const due = ids(claimed).filter((id) => acked.includes(id));
+        if (due.length === 0) return;
+        await adapter.emitter.ack({ group, eventIds: due });
+      }
+    };
+    const all = ["a#1", "a#2", "b#1", "a#3", "b#2", "c#1"]; // positions 1 … 6
+    await deliver("g", all);
+    await deliver("h", ["a#1", "a#2"]);
+    // Old and settled by both: a#1, a#2. b#1 is old but unsettled for h.
+    expect(await adapter.emitter.prune({ olderThan: at(5000), maxEvents: 100 })).toBe(2);
+    expect(await adapter.emitter.pendingCount({ group: "h", upTo: "6" })).toBe(4);
+    // Count cap: nothing more is settled by both, so nothing goes, even with maxEvents 0.
+    expect(await adapter.emitter.prune({ olderThan: at(0), maxEvents: 0 })).toBe(0);
+    await deliver("h", all);
+    // Now all four are settled and recent: the cap alone removes the oldest ones.
+    expect(await adapter.emitter.prune({ olderThan: at(0), maxEvents: 1 })).toBe(3);
+    expect(ids(await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 10, leaseMs: 1, now: at(claimAt + 100) }))).toEqual([]);
+    // The survivor is the newest; the watermark never goes back.
+    expect(await adapter.emitter.prune({ olderThan: at(20_000), maxEvents: 100 })).toBe(1);
+    expect(await adapter.emitter.highWatermark()).toBe("6");
+    // Later events of a pruned entity continue from its sequence, pending again.
+    await enqueue(adapter, event("a", 4));
+    expect(ids(await adapter.emitter.claim({ group: "h", consumerId: "w", limit: 10, leaseMs: 1, now: at(claimAt + 100) }))).toEqual(["a#4"]);
+  });
+
+  it("prunes everything old when no group is registered", async () => {
+    let now = at(0);
+    const adapter = newAdapter(() => now);
+    await enqueue(adapter, event("a", 1), event("a", 2));
+    now = at(10_000);
+    await enqueue(adapter, event("a", 3));
+    expect(await adapter.emitter.prune({ olderThan: at(10_000), maxEvents: 100 })).toBe(2);
+    expect(await adapter.emitter.prune({ olderThan: at(0), maxEvents: 0 })).toBe(1);
+    // A group registered now from "oldest" starts with what is still retained: nothing.
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    expect(await adapter.emitter.pendingCount({ group: "g", upTo: "3" })).toBe(0);
+  });
+
+  it("signals availability after commits with events, retries and uncovered heads, coalesced, until unsubscribed", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    let calls = 0;
+    const unsubscribe = adapter.emitter.onAvailable(() => {
+      calls += 1;
+    });
+    adapter.emitter.onAvailable(() => {
+      throw new Error("a broken listener is ignored");
+    });
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.putSystem(system("s")));
+    await settle();
+    expect(calls).toBe(0);
+    await Promise.all([enqueue(adapter, event("a", 1), event("a", 2)), enqueue(adapter, event("b", 1))]);
+    await settle();
+    expect(calls).toBe(1);
+    await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 10, leaseMs: 1000, now: at(0) });
+    await adapter.emitter.fail({ group: "g", eventId: "b#1", error: "e", retryAt: at(10), deadLetter: false, now: at(0) });
+    await settle();
+    expect(calls).toBe(2);
+    await adapter.emitter.ack({ group: "g", eventIds: ["a#1"] }); // uncovers a#2
+    await settle();
+    expect(calls).toBe(3);
+    unsubscribe();
+    await enqueue(adapter, event("c", 1));
+    await settle();
+    expect(calls).toBe(3);
+  });
+});
+
+describe("closing the memory adapter", () => {
+  it("rejects every later store and emitter call, fails a running commit, and is idempotent", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    let calls = 0;
+    adapter.emitter.onAvailable(() => {
+      calls += 1;
+    });
+    const staged = deferred();
+    const proceed = deferred();
+    let captured: StoreTransaction | undefined;
+    const running = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      captured = tx;
+      await tx.enqueueEvents([event("a", 1)]);
+      staged.resolve();
+      await proceed.promise;
+    });
+    await staged.promise;
+    await adapter.close();
+    await adapter.close();
+    proceed.resolve();
+    await expect(running).rejects.toBeInstanceOf(ClosedError);
+    await expect(captured?.listSystemIds()).rejects.toThrow(/close/);
+
+    const closedCalls: Promise<unknown>[] = [
+      adapter.store.transaction({ lockKeys: [] }, () => Promise.resolve()),
+      adapter.store.getEntitiesById(["a"]),
+      adapter.store.listTransitions({ entityId: "a" }),
+      adapter.emitter.registerGroup({ group: "h", from: "now" }),
+      adapter.emitter.claim({ group: "g", consumerId: "w", limit: 1, leaseMs: 1, now: at(0) }),
+      adapter.emitter.ack({ group: "g", eventIds: [] }),
+      adapter.emitter.fail({ group: "g", eventId: "a#1", error: "e", retryAt: at(0), deadLetter: false, now: at(0) }),
+      adapter.emitter.pendingCount({ group: "g", upTo: "0" }),
+      adapter.emitter.highWatermark(),
+      adapter.emitter.listDeadLetters({}),
+      adapter.emitter.prune({ olderThan: at(0), maxEvents: 0 }),
+    ];
+    for (const call of closedCalls) {
+      await expect(call).rejects.toBeInstanceOf(ClosedError);
+      await expect(call).rejects.toThrow(/called after close\(\)/);
+    }
+    await settle();
+    expect(calls).toBe(0);
+    expect(adapter.emitter.onAvailable(() => undefined)).toBeTypeOf("function");
+    expect(adapter.store.capabilities).toEqual({ durable: false, crossProcess: false });
+    expect(adapter.emitter.capabilities).toEqual({ durable: false, crossProcess: false });
+  });
+});
