@@ -325,6 +325,8 @@ class Engine implements HealthEngine {
 
   async flush(): Promise<void> {
     if (this.subscriptions.size === 0) return;
+    // A group's pending count is only meaningful once the group is registered.
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.registered));
     const upTo = await this.options.emitter.highWatermark();
     // A referenced timer keeps the process alive while a caller awaits delivery.
     for (;;) {

@@ -19,6 +19,9 @@ export class Subscription {
   private pendingWake = false;
   private readonly loopDone: Promise<void>;
   private readonly consumerId: string;
+  private markRegistered: () => void = () => undefined;
+  /** Resolves once the group is registered with the emitter (or the subscription stopped first). */
+  readonly registered: Promise<void> = new Promise((resolve) => (this.markRegistered = resolve));
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -42,6 +45,7 @@ export class Subscription {
     this.stopped = true;
     this.kick();
     await this.loopDone;
+    this.markRegistered();
     await Promise.allSettled([...this.inFlight]);
   }
 
@@ -53,6 +57,7 @@ export class Subscription {
         if (!registered) {
           await emitter.registerGroup({ group: this.group, from: this.from });
           registered = true;
+          this.markRegistered();
         }
         const capacity = delivery.concurrency - this.inFlight.size;
         const claimed =
