@@ -115,3 +115,23 @@ export {
   type TopologyOutcome,
 } from "./engine";
 export { replay, type ReplayInput, type ReplayRejection, type ReplayResult } from "./replay";
+export {
+  SKETCH_RELATIVE_ACCURACY,
+  addRuns,
+  bucketStart,
+  decodeSketch,
+  emptyBucket,
+  encodeSketch,
+  mergeBuckets,
+  mergeSketches,
+  successRate,
+  summarizeLatency,
+  type BucketGranularity,
+  type BucketKey,
+  type EncodedSketch,
+  type LatencySummary,
+  type RunBucket,
+} from "./buckets";
+export { computeAvailability, type Availability, type TimedTransition } from "./history";
+export { coversEntity, hasDueBoundary, statusBefore, withinWindow, type MaintenanceRecord } from "./kernel";
+export type { BucketQuery } from "./ports";

@@ -1,3 +1,4 @@
 export type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./records";
 export { SystemWorkspace, runRejection, type EvaluationCause, type WorkspaceChanges } from "./system-workspace";
 export { applySystemSpec, assignmentFromSpec, type CheckSpec, type SystemSpec } from "./topology-ops";
+export { coversEntity, hasDueBoundary, statusBefore, withinWindow, type MaintenanceRecord } from "./maintenance";

@@ -27,6 +27,13 @@ export interface EntityRecord {
   readonly state: HealthEntityState | null;
   /** Sequence of the entity's newest event; 0 before the first. */
   readonly sequence: number;
+  /**
+   * The entity's newest evaluated statuses (at most 21), oldest first, one letter each (`h`, `d`,
+   * `u`); flap detection reads it. Absent or empty before the first evaluation.
+   */
+  readonly history?: string;
+  /** While the entity is flapping: its status when flapping started; otherwise `null` or absent. */
+  readonly flappingFrom?: HealthStatus | null;
 }
 
 /** An accepted run, as stored. */

@@ -1,6 +1,6 @@
 export type { ClaimedEvent, DeadLetter, HealthEmitter } from "./emitter";
 export type { HealthLock } from "./lock";
-export type { AdapterCapabilities, HealthStore, StoreTransaction, TransitionQuery } from "./store";
+export type { AdapterCapabilities, BucketQuery, HealthStore, StoreTransaction, TransitionQuery } from "./store";
 
 import type { HealthEmitter } from "./emitter";
 import type { HealthLock } from "./lock";

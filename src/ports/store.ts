@@ -1,6 +1,7 @@
 import type { AssignmentRecord, SystemRecord } from "../aggregate";
 import type { HealthEvent } from "../events";
-import type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "../kernel";
+import type { BucketGranularity, BucketKey, RunBucket } from "../buckets";
+import type { EntityRecord, HealthTransitionRecord, MaintenanceRecord, SliceKey, SliceRecord, StoredRun } from "../kernel";
 
 /**
  * What an adapter can guarantee. The engine and the conformance kit adapt to it; nothing is
@@ -62,6 +63,42 @@ export interface StoreTransaction {
   appendTransitions(transitions: readonly HealthTransitionRecord[]): Promise<void>;
   /** Appends events to the outbox, for delivery after commit. (entityId, sequence) is unique. */
   enqueueEvents(events: readonly HealthEvent[]): Promise<void>;
+  /** As `HealthStore.listTransitions`, inside this transaction (sees its own appends). */
+  listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]>;
+  /** Every maintenance window of the given systems, in no particular order. */
+  getMaintenance(systemIds: readonly string[]): Promise<MaintenanceRecord[]>;
+  /** Creates or replaces maintenance windows, keyed by maintenanceId. */
+  putMaintenance(windows: readonly MaintenanceRecord[]): Promise<void>;
+  /** Deletes maintenance windows; absent ids are ignored. */
+  deleteMaintenance(maintenanceIds: readonly string[]): Promise<void>;
+  /** The buckets among `keys` that exist. */
+  getBuckets(keys: readonly BucketKey[]): Promise<RunBucket[]>;
+  /** Creates or replaces buckets, keyed by (systemId, checkId, environmentId, granularity, start). */
+  putBuckets(buckets: readonly RunBucket[]): Promise<void>;
+  /** Deletes buckets; absent ones are ignored. */
+  deleteBuckets(keys: readonly BucketKey[]): Promise<void>;
+  /**
+   * Up to `limit` buckets of `granularity` of the given systems whose start is before `before`,
+   * oldest first. Retention reads what it rolls up with it.
+   */
+  listBucketsBefore(query: {
+    readonly systemIds: readonly string[];
+    readonly granularity: BucketGranularity;
+    readonly before: Date;
+    readonly limit: number;
+  }): Promise<RunBucket[]>;
+}
+
+/** A query over the buckets of one system's slices. */
+export interface BucketQuery {
+  readonly systemId: string;
+  /** Only the slices of this environment; `undefined` for every slice of the system. */
+  readonly environmentId?: string;
+  readonly granularity: BucketGranularity;
+  /** Inclusive lower bound on the bucket's start. */
+  readonly from: Date;
+  /** Exclusive upper bound on the bucket's start. */
+  readonly to: Date;
 }
 
 /**
@@ -86,4 +123,26 @@ export interface HealthStore {
   getEntitiesById(entityIds: readonly string[]): Promise<EntityRecord[]>;
   /** An entity's transition log in sequence order, filtered by `occurredAt`. */
   listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]>;
+  /** Committed maintenance windows, filtered by id, system or entity id; ordered by start, then id. */
+  listMaintenance(query: {
+    readonly maintenanceId?: string;
+    readonly systemId?: string;
+  }): Promise<MaintenanceRecord[]>;
+  /** Ids of the systems that have a window with a boundary due at `now` and not yet processed. */
+  findDueMaintenance(now: Date): Promise<string[]>;
+  /** Committed buckets matching the query, in no particular order. */
+  queryBuckets(query: BucketQuery): Promise<RunBucket[]>;
+  /** Ids of every system that has buckets of `granularity` starting before `before`. */
+  listSystemsWithBucketsBefore(query: { readonly granularity: BucketGranularity; readonly before: Date }): Promise<string[]>;
+  /**
+   * Retention of raw data, each in its own transaction and idempotent: deletes runs whose
+   * `timestamp` is before `runsBefore`, daily buckets starting before `dailyBefore`, transitions
+   * that occurred before `transitionsBefore` except the newest of each entity, and maintenance
+   * windows that ended before `transitionsBefore` and were fully processed. Returns the counts.
+   */
+  prune(options: {
+    readonly runsBefore: Date;
+    readonly dailyBefore: Date;
+    readonly transitionsBefore: Date;
+  }): Promise<{ readonly runs: number; readonly daily: number; readonly transitions: number; readonly maintenance: number }>;
 }

@@ -1,0 +1,137 @@
+import type { HealthStatus } from "../status";
+import { decodeSketch, encodeSketch, mergeSketches, newSketch, type EncodedSketch } from "./sketch";
+
+/** Bucket granularities: raw runs roll into hourly buckets, hourly ones into daily ones. */
+export type BucketGranularity = "hour" | "day";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** Run and latency statistics of one slice over one UTC hour or day (SPEC §9). */
+export interface RunBucket {
+  readonly systemId: string;
+  readonly checkId: string;
+  readonly environmentId: string | null;
+  readonly granularity: BucketGranularity;
+  /** ISO 8601 UTC start of the hour or day. */
+  readonly start: string;
+  readonly runs: number;
+  readonly healthy: number;
+  readonly degraded: number;
+  readonly unhealthy: number;
+  /** Runs that reported a latency. */
+  readonly latencyCount: number;
+  /** Sum of latencies, ms. */
+  readonly latencySum: number;
+  readonly latencyMin: number | null;
+  readonly latencyMax: number | null;
+  /** Mergeable quantile sketch of the latencies; `null` when none was reported. */
+  readonly sketch: EncodedSketch | null;
+}
+
+/** Identifies a bucket. */
+export type BucketKey = Pick<RunBucket, "systemId" | "checkId" | "environmentId" | "granularity" | "start">;
+
+/** Start of the UTC hour or day containing `time`, as ISO 8601. Independent of the host's time zone. */
+export function bucketStart(time: Date | string, granularity: BucketGranularity): string {
+  const ms = typeof time === "string" ? Date.parse(time) : time.getTime();
+  const size = granularity === "hour" ? HOUR_MS : DAY_MS;
+  return new Date(Math.floor(ms / size) * size).toISOString();
+}
+
+/** An empty bucket. */
+export function emptyBucket(key: BucketKey): RunBucket {
+  return {
+    ...key,
+    runs: 0,
+    healthy: 0,
+    degraded: 0,
+    unhealthy: 0,
+    latencyCount: 0,
+    latencySum: 0,
+    latencyMin: null,
+    latencyMax: null,
+    sketch: null,
+  };
+}
+
+/** Adds runs (status and optional latency) to a bucket, returning a new bucket. */
+export function addRuns(
+  bucket: RunBucket,
+  runs: Iterable<{ readonly status: HealthStatus; readonly latencyMs: number | null }>,
+): RunBucket {
+  const counts = { runs: bucket.runs, healthy: bucket.healthy, degraded: bucket.degraded, unhealthy: bucket.unhealthy };
+  let { latencyCount, latencySum, latencyMin, latencyMax } = bucket;
+  const sketch = bucket.sketch === null ? undefined : decodeSketch(bucket.sketch);
+  let added = sketch;
+  for (const run of runs) {
+    counts.runs += 1;
+    counts[run.status] += 1;
+    if (run.latencyMs === null) continue;
+    latencyCount += 1;
+    latencySum += run.latencyMs;
+    latencyMin = latencyMin === null ? run.latencyMs : Math.min(latencyMin, run.latencyMs);
+    latencyMax = latencyMax === null ? run.latencyMs : Math.max(latencyMax, run.latencyMs);
+    added ??= newSketch();
+    added.accept(run.latencyMs);
+  }
+  return { ...bucket, ...counts, latencyCount, latencySum, latencyMin, latencyMax, sketch: added === undefined ? null : encodeSketch(added) };
+}
+
+/**
+ * Merges buckets into one with the given key: counts and sums add up, min and max combine, and
+ * sketches merge bin by bin (never a "max of p95s").
+ */
+export function mergeBuckets(key: BucketKey, buckets: Iterable<RunBucket>): RunBucket {
+  const list = [...buckets];
+  const mins = list.map((bucket) => bucket.latencyMin).filter((value): value is number => value !== null);
+  const maxs = list.map((bucket) => bucket.latencyMax).filter((value): value is number => value !== null);
+  const sketch = mergeSketches(list.map((bucket) => bucket.sketch).filter((value): value is string => value !== null));
+  return {
+    ...key,
+    runs: sum(list, "runs"),
+    healthy: sum(list, "healthy"),
+    degraded: sum(list, "degraded"),
+    unhealthy: sum(list, "unhealthy"),
+    latencyCount: sum(list, "latencyCount"),
+    latencySum: sum(list, "latencySum"),
+    latencyMin: mins.length === 0 ? null : Math.min(...mins),
+    latencyMax: maxs.length === 0 ? null : Math.max(...maxs),
+    sketch: sketch === undefined ? null : encodeSketch(sketch),
+  };
+}
+
+/** Latency summary of `latency()` (SPEC §15), ms. */
+export interface LatencySummary {
+  readonly count: number;
+  readonly min: number;
+  readonly max: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+}
+
+/** Summarizes merged buckets' latencies; `null` when no run reported one. */
+export function summarizeLatency(buckets: Iterable<RunBucket>): LatencySummary | null {
+  const list = [...buckets];
+  const merged = mergeSketches(list.map((bucket) => bucket.sketch).filter((value): value is string => value !== null));
+  const count = sum(list, "latencyCount");
+  if (merged === undefined || count === 0) return null;
+  const min = Math.min(...list.map((bucket) => bucket.latencyMin ?? Number.POSITIVE_INFINITY));
+  const max = Math.max(...list.map((bucket) => bucket.latencyMax ?? Number.NEGATIVE_INFINITY));
+  // A sketch's quantile is within 1% of the true one; clamp it into the exact [min, max].
+  const at = (quantile: number) => Math.min(max, Math.max(min, merged.getValueAtQuantile(quantile)));
+  return { count, min, max, mean: sum(list, "latencySum") / count, p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+}
+
+/** Healthy runs / runs over buckets; `null` when there were no runs. */
+export function successRate(buckets: Iterable<RunBucket>): number | null {
+  const list = [...buckets];
+  const runs = sum(list, "runs");
+  return runs === 0 ? null : sum(list, "healthy") / runs;
+}
+
+function sum(buckets: readonly RunBucket[], field: "runs" | "healthy" | "degraded" | "unhealthy" | "latencyCount" | "latencySum"): number {
+  return buckets.reduce((total, bucket) => total + bucket[field], 0);
+}

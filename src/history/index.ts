@@ -1,0 +1,1 @@
+export { computeAvailability, type Availability, type TimedTransition } from "./availability";
