@@ -20,7 +20,9 @@ export function parseIsoTimestamp(value: string): Date | undefined {
   const y = Number(year);
   const m = Number(month);
   const d = Number(day);
-  const calendar = new Date(Date.UTC(y, m - 1, d));
+  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0..99 to 1900..1999.
+  const calendar = new Date(0);
+  calendar.setUTCFullYear(y, m - 1, d);
   const realDay = calendar.getUTCFullYear() === y && calendar.getUTCMonth() === m - 1 && calendar.getUTCDate() === d;
   if (!realDay || Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return undefined;
   const date = new Date(offset === undefined ? `${value}T00:00:00Z` : value.replace(" ", "T"));

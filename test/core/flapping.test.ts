@@ -1,0 +1,91 @@
+import { fc, test } from "@fast-check/vitest";
+import { FLAP_HISTORY_LENGTH, HEALTH_STATUSES, percentStateChange, type HealthStatus } from "healthstate";
+import { describe, expect, it } from "vitest";
+
+const H = "healthy";
+const D = "degraded";
+const U = "unhealthy";
+
+function repeat(status: HealthStatus, times: number): HealthStatus[] {
+  return Array.from({ length: times }, () => status);
+}
+
+function alternating(length: number, a: HealthStatus = H, b: HealthStatus = U): HealthStatus[] {
+  return Array.from({ length }, (_, index) => (index % 2 === 0 ? a : b));
+}
+
+/** §10 written directly: pad to 21 with the first status, weight change k (0 = oldest) 0.75 + 0.5·k/19. */
+function reference(statuses: readonly HealthStatus[]): number {
+  if (statuses.length === 0) return 0;
+  const newest = statuses.slice(-21);
+  const padded = [...repeat(newest[0] as HealthStatus, 21 - newest.length), ...newest];
+  let sum = 0;
+  for (let k = 0; k < 20; k += 1) {
+    if (padded[k] !== padded[k + 1]) sum += 0.75 + (0.5 * k) / 19;
+  }
+  return (sum * 100) / 20;
+}
+
+describe("percentStateChange (§10)", () => {
+  it("looks at 21 statuses", () => {
+    expect(FLAP_HISTORY_LENGTH).toBe(21);
+  });
+
+  it("is 0 for an empty or constant history", () => {
+    expect(percentStateChange([])).toBe(0);
+    expect(percentStateChange([U])).toBe(0);
+    expect(percentStateChange(repeat(D, 5))).toBe(0);
+    expect(percentStateChange(repeat(H, 21))).toBe(0);
+    expect(percentStateChange(repeat(U, 100))).toBe(0);
+  });
+
+  it("is 100 for 21 alternating statuses", () => {
+    expect(percentStateChange(alternating(21))).toBeCloseTo(100, 10);
+    expect(percentStateChange(alternating(21, D, H))).toBeCloseTo(100, 10);
+    expect(percentStateChange([H, D, U, H, D, U, H, D, U, H, D, U, H, D, U, H, D, U, H, D, U])).toBeCloseTo(100, 10);
+  });
+
+  it("weighs a single change at the newest position 1.25 → 6.25", () => {
+    expect(percentStateChange([...repeat(H, 20), U])).toBeCloseTo(6.25, 10);
+  });
+
+  it("weighs a single change at the oldest position 0.75 → 3.75", () => {
+    expect(percentStateChange([H, ...repeat(U, 20)])).toBeCloseTo(3.75, 10);
+  });
+
+  it("weighs changes linearly in between", () => {
+    // Change k (0 = oldest) is between positions k and k + 1 of the 21.
+    for (let k = 0; k < 20; k += 1) {
+      const statuses = [...repeat(H, k + 1), ...repeat(D, 20 - k)];
+      expect(percentStateChange(statuses)).toBeCloseTo(((0.75 + (0.5 * k) / 19) * 100) / 20, 10);
+    }
+  });
+
+  it("counts only the newest 21 statuses", () => {
+    expect(percentStateChange([...alternating(40), ...repeat(D, 21)])).toBe(0);
+    // 22 statuses: the change between the two oldest falls out.
+    expect(percentStateChange([H, ...repeat(U, 21)])).toBe(0);
+    expect(percentStateChange([...alternating(50), ...alternating(21)])).toBeCloseTo(100, 10);
+  });
+
+  it("pads a short history with its first status", () => {
+    // [H, U] padded is 20 × H then U: one change at the newest position.
+    expect(percentStateChange([H, U])).toBeCloseTo(6.25, 10);
+    // [U, H, H] padded is 19 × U, H, H: one change at position 18.
+    expect(percentStateChange([U, H, H])).toBeCloseTo(((0.75 + (0.5 * 18) / 19) * 100) / 20, 10);
+    // Padding adds no change even when the history is short and busy.
+    expect(percentStateChange(alternating(5))).toBeCloseTo(reference(alternating(5)), 10);
+    expect(percentStateChange(alternating(5))).toBeLessThan(percentStateChange(alternating(6)));
+  });
+
+  test.prop([fc.array(fc.constantFrom<HealthStatus>(...HEALTH_STATUSES), { maxLength: 60 })])(
+    "equals the §10 formula and stays within [0, 100]",
+    (statuses) => {
+      const value = percentStateChange(statuses);
+      expect(value).toBeCloseTo(reference(statuses), 9);
+      expect(value).toBeGreaterThanOrEqual(0);
+      expect(value).toBeLessThanOrEqual(100 + 1e-9);
+      expect(percentStateChange(statuses.slice(-21))).toBe(value);
+    },
+  );
+});
