@@ -111,7 +111,10 @@ export {
   type HealthEngineOptions,
   type HealthEventHandler,
   type HealthSubscription,
+  type MaintenanceWindow,
   type RecordOutcome,
+  type RetentionOutcome,
+  type TimeRangeQuery,
   type TopologyOutcome,
 } from "./engine";
 export { replay, type ReplayInput, type ReplayRejection, type ReplayResult } from "./replay";
@@ -133,5 +136,13 @@ export {
   type RunBucket,
 } from "./buckets";
 export { computeAvailability, type Availability, type TimedTransition } from "./history";
-export { coversEntity, hasDueBoundary, statusBefore, withinWindow, type MaintenanceRecord } from "./kernel";
+export {
+  DEFAULT_FLAPPING,
+  coversEntity,
+  hasDueBoundary,
+  statusBefore,
+  withinWindow,
+  type FlappingConfig,
+  type MaintenanceRecord,
+} from "./kernel";
 export type { BucketQuery } from "./ports";

@@ -14,15 +14,25 @@ import type { HealthEvent } from "../events";
 import { parseHealthEntityId, unsafeEncodeEntityId } from "../ids";
 import {
   SystemWorkspace,
+  type FlappingConfig,
   applySystemSpec,
   assignmentFromSpec,
   runRejection,
+  coversEntity,
+  hasDueBoundary,
   type HealthTransitionRecord,
+  type MaintenanceRecord,
   type StoredRun,
 } from "../kernel";
 import type { DeadLetter, StoreTransaction } from "../ports";
+import { addRuns, bucketStart, emptyBucket, mergeBuckets, successRate, summarizeLatency, type BucketKey, type LatencySummary, type RunBucket } from "../buckets";
+import { computeAvailability, type Availability } from "../history";
 import { toIso, timeSchema } from "../time";
 import {
+  addMaintenanceSchema,
+  endMaintenanceSchema,
+  maintenanceIdSchema,
+  timeRangeSchema,
   applyTopologyOptionsSchema,
   assignCheckSchema,
   idSchema,
@@ -57,6 +67,35 @@ export interface TopologyOutcome {
   readonly changed: boolean;
   /** The transitions the re-evaluation produced. */
   readonly events: HealthEvent[];
+}
+
+/** A half-open time range `[from, to)` over one entity. */
+export interface TimeRangeQuery {
+  readonly entityId: string;
+  readonly from: string | Date;
+  readonly to: string | Date;
+}
+
+/** What `runRetention` did. */
+export interface RetentionOutcome {
+  readonly runsPruned: number;
+  readonly hourlyRolled: number;
+  readonly dailyPruned: number;
+  readonly transitionsPruned: number;
+}
+
+/** A maintenance window as `listMaintenance` returns it. */
+export interface MaintenanceWindow {
+  readonly maintenanceId: string;
+  readonly entityId: string;
+  readonly systemId: string;
+  /** `null` when the window covers the whole system. */
+  readonly environmentId: string | null;
+  readonly start: string;
+  readonly end: string;
+  readonly reason: string | null;
+  /** By the clock: before `start`, inside `[start, end)`, or after. */
+  readonly state: "scheduled" | "active" | "ended";
 }
 
 /** What `subscribe` returns. */
@@ -120,6 +159,55 @@ export interface HealthEngine {
   subscribe(handler: HealthEventHandler, options: SubscribeOptions): HealthSubscription;
   /** Resolves once every event committed before the call is settled for every group subscribed on this engine. */
   flush(): Promise<void>;
+  /**
+   * Availability of an entity over `[from, min(to, now))` (SPEC §9): time-weighted shares of each
+   * status from the transition log (degraded counts as unavailable in `availability`), incidents,
+   * MTTR, MTBF, and the run success rate from buckets (hour granularity: buckets whose hour starts
+   * in `[hour of from, to)`). A window entirely in the future is a `ValidationError`; an entity
+   * that never existed is a `NotFoundError`.
+   */
+  availability(query: TimeRangeQuery): ResultAsync<Availability, HealthError>;
+  /**
+   * Latency statistics of an entity's runs (ms) over the buckets whose hour (or day, for rolled
+   * data) starts in `[from, to)`, merged across its checks and slices; `null` when no run in
+   * range reported a latency. Quantiles are within 1% relative error.
+   */
+  latency(query: TimeRangeQuery): ResultAsync<LatencySummary | null, HealthError>;
+  /**
+   * Applies retention (SPEC §9): prunes raw runs, rolls hourly buckets whose hour is wholly past
+   * the hourly horizon into daily ones, prunes old daily buckets, and prunes transitions older than
+   * the daily horizon except each entity's newest. Each step is its own transaction; running it
+   * twice, or again after a crash, never double-counts.
+   */
+  runRetention(options?: { readonly now?: string | Date }): ResultAsync<RetentionOutcome, HealthError>;
+  /**
+   * Schedules a maintenance window on an entity, or on a whole system when `entityId` is a rollup
+   * id (SPEC §11). Transitions inside `[start, end)` are marked `inMaintenance`; boundary events
+   * are emitted once each, by `tick` (the engine's timer, or yours), in every entity's sequence.
+   */
+  addMaintenance(input: {
+    readonly entityId: string;
+    readonly start: string | Date;
+    readonly end: string | Date;
+    readonly reason?: string;
+  }): ResultAsync<{ readonly maintenanceId: string; readonly events: HealthEvent[] }, HealthError>;
+  /**
+   * Ends a window early, at `at` (default now). A window that has not started is cancelled
+   * without events. Ending an ended window is a `ConflictError`; an unknown id a `NotFoundError`.
+   */
+  endMaintenance(input: {
+    readonly maintenanceId: string;
+    readonly at?: string | Date;
+  }): ResultAsync<{ readonly events: HealthEvent[] }, HealthError>;
+  /** Deletes a window that is not active (scheduled or ended); an active one must be ended first. */
+  deleteMaintenance(input: { readonly maintenanceId: string }): ResultAsync<void, HealthError>;
+  /** Windows of every system, or those covering one entity, ordered by start. */
+  listMaintenance(query?: { readonly entityId?: string }): ResultAsync<MaintenanceWindow[], HealthError>;
+  /**
+   * Emits the maintenance boundary events due at `now` (default the clock's now), once each
+   * across every engine sharing the store, and returns them.
+   */
+  tick(now?: string | Date): ResultAsync<HealthEvent[], HealthError>;
   /** Dead letters of one group or all, newest first. */
   listDeadLetters(options?: { readonly group?: string; readonly limit?: number }): ResultAsync<DeadLetter[], HealthError>;
   /** Stops delivery and timers. Does not close the adapter (the engine does not own it). Idempotent. */
@@ -151,6 +239,8 @@ class Engine implements HealthEngine {
   private readonly subscriptions = new Set<Subscription>();
   private readonly removeAvailabilityListener: () => void;
   private housekeepingTimer: ReturnType<typeof setInterval> | undefined;
+  private tickTimer: ReturnType<typeof setInterval> | undefined;
+  private ticking = false;
   private readonly instanceId = globalThis.crypto.randomUUID();
   private subscriptionCount = 0;
 
@@ -159,6 +249,8 @@ class Engine implements HealthEngine {
     if (options.timers) {
       this.housekeepingTimer = setInterval(() => void this.housekeeping(), 60_000);
       this.housekeepingTimer.unref?.();
+      this.tickTimer = setInterval(() => void this.timedTick(), options.tickIntervalMs);
+      this.tickTimer.unref?.();
     }
   }
 
@@ -178,7 +270,7 @@ class Engine implements HealthEngine {
             const now = await tx.listSystemIds();
             if (now.some((systemId) => !systemIds.includes(systemId))) return undefined;
           }
-          const workspaces = await loadWorkspaces(tx, systemIds);
+          const workspaces = await loadWorkspaces(tx, systemIds, this.options.flapping);
           const occurredAt = toIso(this.options.clock());
           let changed = false;
           const events: HealthEvent[] = [];
@@ -338,6 +430,206 @@ class Engine implements HealthEngine {
     }
   }
 
+  availability(query: TimeRangeQuery): ResultAsync<Availability, HealthError> {
+    return this.operation("availability", async () => {
+      const { entityId, ref, from, to } = parseRangeQuery(query);
+      const now = this.options.clock();
+      if (from.getTime() >= now.getTime()) {
+        throw new ValidationError([{ path: ["from"], message: "must be in the past (the window [from, min(to, now)) is empty)" }]);
+      }
+      const [record] = await this.options.store.getEntitiesById([entityId]);
+      if (record === undefined) throw new NotFoundError(`unknown entity ${JSON.stringify(entityId)}`);
+      const [transitions, buckets] = await Promise.all([
+        this.options.store.listTransitions({ entityId, to }),
+        this.bucketsOf(ref, from, to),
+      ]);
+      return computeAvailability({ transitions, from, to, now, successRate: successRate(buckets) }) as Availability;
+    });
+  }
+
+  latency(query: TimeRangeQuery): ResultAsync<LatencySummary | null, HealthError> {
+    return this.operation("latency", async () => {
+      const { ref, from, to } = parseRangeQuery(query);
+      return summarizeLatency(await this.bucketsOf(ref, from, to));
+    });
+  }
+
+  runRetention(options: { readonly now?: string | Date } = {}): ResultAsync<RetentionOutcome, HealthError> {
+    return this.operation("runRetention", async () => {
+      const now = options.now === undefined ? this.options.clock() : parse(timeSchema, options.now, ["now"]);
+      const day = 24 * 3_600_000;
+      const { rawRetentionDays, hourlyRetentionDays, dailyRetentionDays } = this.options.retention;
+      // An hour rolls once all of it is past the hourly horizon: start + 1 h <= horizon.
+      const rollBefore = new Date(now.getTime() - hourlyRetentionDays * day - 3_600_000 + 1);
+      let hourlyRolled = 0;
+      const systems = await this.options.store.listSystemsWithBucketsBefore({ granularity: "hour", before: rollBefore });
+      for (const systemId of systems) {
+        const lockKeys = [lockKeyOf(unsafeEncodeEntityId(systemId, null))];
+        for (;;) {
+          const rolled = await this.unitOfWork(lockKeys, (tx) => rollHourly(tx, systemId, rollBefore));
+          hourlyRolled += rolled;
+          if (rolled < ROLL_CHUNK) break;
+        }
+      }
+      const pruned = await this.options.store.prune({
+        runsBefore: new Date(now.getTime() - rawRetentionDays * day),
+        dailyBefore: new Date(now.getTime() - dailyRetentionDays * day),
+        transitionsBefore: new Date(now.getTime() - dailyRetentionDays * day),
+      });
+      return { runsPruned: pruned.runs, hourlyRolled, dailyPruned: pruned.daily, transitionsPruned: pruned.transitions };
+    });
+  }
+
+  addMaintenance(input: {
+    readonly entityId: string;
+    readonly start: string | Date;
+    readonly end: string | Date;
+    readonly reason?: string;
+  }): ResultAsync<{ readonly maintenanceId: string; readonly events: HealthEvent[] }, HealthError> {
+    return this.operation("addMaintenance", async () => {
+      const parsed = parse(addMaintenanceSchema, input);
+      const ref = parseHealthEntityId(parsed.entityId)._unsafeUnwrap();
+      const maintenanceId = this.options.generateId();
+      const now = this.options.clock();
+      const events = await this.unitOfWork([lockKeyOf(unsafeEncodeEntityId(ref.systemId, null))], async (tx) => {
+        const workspace = (await loadWorkspaces(tx, [ref.systemId], this.options.flapping)).get(ref.systemId) as SystemWorkspace;
+        const system = workspace.getSystem();
+        if (system === undefined) {
+          throw new ValidationError([{ path: ["entityId"], message: `unknown system ${JSON.stringify(ref.systemId)}` }]);
+        }
+        if (ref.environmentId !== null && !system.environmentIds.includes(ref.environmentId)) {
+          throw new ValidationError([
+            { path: ["entityId"], message: `environment ${JSON.stringify(ref.environmentId)} is not in the membership of system ${JSON.stringify(ref.systemId)}` },
+          ]);
+        }
+        workspace.putMaintenance({
+          maintenanceId,
+          entityId: parsed.entityId,
+          systemId: ref.systemId,
+          environmentId: ref.environmentId,
+          start: toIso(parsed.start),
+          end: toIso(parsed.end),
+          reason: parsed.reason ?? null,
+          startedEntities: null,
+          ended: false,
+          createdAt: toIso(now),
+        });
+        return this.processBoundaries(tx, workspace, now);
+      });
+      return { maintenanceId, events };
+    });
+  }
+
+  endMaintenance(input: { readonly maintenanceId: string; readonly at?: string | Date }): ResultAsync<{ readonly events: HealthEvent[] }, HealthError> {
+    return this.operation("endMaintenance", async () => {
+      const parsed = parse(endMaintenanceSchema, input);
+      const now = this.options.clock();
+      const at = parsed.at ?? now;
+      const events = await this.withWindow(parsed.maintenanceId, async (tx, workspace, window) => {
+        if (window.ended) throw new ConflictError(`maintenance ${JSON.stringify(window.maintenanceId)} has already ended`);
+        const start = Date.parse(window.start);
+        if (window.startedEntities === null && at.getTime() <= start) {
+          await tx.deleteMaintenance([window.maintenanceId]);
+          return [];
+        }
+        const end = Math.min(Date.parse(window.end), Math.max(at.getTime(), start));
+        workspace.putMaintenance({ ...window, end: new Date(end).toISOString() });
+        return this.processBoundaries(tx, workspace, now);
+      });
+      return { events };
+    });
+  }
+
+  deleteMaintenance(input: { readonly maintenanceId: string }): ResultAsync<void, HealthError> {
+    return this.operation("deleteMaintenance", async () => {
+      const { maintenanceId } = parse(maintenanceIdSchema, input);
+      await this.withWindow(maintenanceId, async (tx, _workspace, window) => {
+        if (window.startedEntities !== null && !window.ended) {
+          throw new ConflictError(`maintenance ${JSON.stringify(maintenanceId)} is active; end it before deleting it`);
+        }
+        await tx.deleteMaintenance([maintenanceId]);
+        return [];
+      });
+    });
+  }
+
+  listMaintenance(query: { readonly entityId?: string } = {}): ResultAsync<MaintenanceWindow[], HealthError> {
+    return this.operation("listMaintenance", async () => {
+      const entityId = query.entityId === undefined ? undefined : parseEntityId(query.entityId, ["entityId"]);
+      const ref = entityId === undefined ? undefined : parseHealthEntityId(entityId)._unsafeUnwrap();
+      const windows = await this.options.store.listMaintenance(ref === undefined ? {} : { systemId: ref.systemId });
+      const now = this.options.clock().getTime();
+      return windows
+        .filter((window) => ref === undefined || ref.environmentId === null || coversEntity(window, entityId as string, ref.systemId))
+        .map((window) => ({
+          maintenanceId: window.maintenanceId,
+          entityId: window.entityId,
+          systemId: window.systemId,
+          environmentId: window.environmentId,
+          start: window.start,
+          end: window.end,
+          reason: window.reason,
+          state: now < Date.parse(window.start) ? "scheduled" : now < Date.parse(window.end) ? "active" : "ended",
+        }));
+    });
+  }
+
+  tick(now?: string | Date): ResultAsync<HealthEvent[], HealthError> {
+    return this.operation("tick", async () => {
+      const at = now === undefined ? this.options.clock() : parse(timeSchema, now, ["now"]);
+      const events: HealthEvent[] = [];
+      for (const systemId of await this.options.store.findDueMaintenance(at)) {
+        const lockKeys = [lockKeyOf(unsafeEncodeEntityId(systemId, null))];
+        events.push(
+          ...(await this.unitOfWork(lockKeys, async (tx) => {
+            const workspace = (await loadWorkspaces(tx, [systemId], this.options.flapping)).get(systemId) as SystemWorkspace;
+            return this.processBoundaries(tx, workspace, at);
+          })),
+        );
+      }
+      return events;
+    });
+  }
+
+  /** Runs `fn` on a maintenance window under its system's lock; an unknown id is a `NotFoundError`. */
+  private async withWindow(
+    maintenanceId: string,
+    fn: (tx: StoreTransaction, workspace: SystemWorkspace, window: MaintenanceRecord) => Promise<HealthEvent[]>,
+  ): Promise<HealthEvent[]> {
+    const [found] = await this.options.store.listMaintenance({ maintenanceId });
+    if (found === undefined) throw new NotFoundError(`unknown maintenance ${JSON.stringify(maintenanceId)}`);
+    return this.unitOfWork([lockKeyOf(unsafeEncodeEntityId(found.systemId, null))], async (tx) => {
+      const workspace = (await loadWorkspaces(tx, [found.systemId], this.options.flapping)).get(found.systemId) as SystemWorkspace;
+      const window = workspace.listMaintenance().find((candidate) => candidate.maintenanceId === maintenanceId);
+      if (window === undefined) throw new NotFoundError(`unknown maintenance ${JSON.stringify(maintenanceId)}`);
+      return fn(tx, workspace, window);
+    });
+  }
+
+  /** Emits due boundary events of a loaded system and persists the workspace. */
+  private async processBoundaries(tx: StoreTransaction, workspace: SystemWorkspace, now: Date): Promise<HealthEvent[]> {
+    const due = workspace.listMaintenance().some((window) => hasDueBoundary(window, now));
+    const logs = new Map<string, HealthTransitionRecord[]>();
+    if (due) {
+      for (const entity of workspace.listEntities()) {
+        logs.set(entity.entityId, await tx.listTransitions({ entityId: entity.entityId }));
+      }
+    }
+    const events = due ? workspace.processMaintenance(now, (entityId) => logs.get(entityId) ?? []) : [];
+    await persist(tx, [workspace]);
+    return events;
+  }
+
+  /** Hourly and daily buckets of an entity's slices whose start lies in `[hour/day of from, to)`. */
+  private async bucketsOf(ref: { systemId: string; environmentId: string | null }, from: Date, to: Date): Promise<RunBucket[]> {
+    const filter = { systemId: ref.systemId, ...(ref.environmentId === null ? {} : { environmentId: ref.environmentId }) };
+    const [hourly, daily] = await Promise.all([
+      this.options.store.queryBuckets({ ...filter, granularity: "hour", from: new Date(bucketStart(from, "hour")), to }),
+      this.options.store.queryBuckets({ ...filter, granularity: "day", from: new Date(bucketStart(from, "day")), to }),
+    ]);
+    return [...hourly, ...daily];
+  }
+
   listDeadLetters(options: { readonly group?: string; readonly limit?: number } = {}): ResultAsync<DeadLetter[], HealthError> {
     return this.operation("listDeadLetters", async () => {
       if (options.group !== undefined) parse(idSchema, options.group, ["group"]);
@@ -349,6 +641,7 @@ class Engine implements HealthEngine {
     if (this.closed) return;
     this.closed = true;
     if (this.housekeepingTimer !== undefined) clearInterval(this.housekeepingTimer);
+    if (this.tickTimer !== undefined) clearInterval(this.tickTimer);
     this.removeAvailabilityListener();
     const subscriptions = [...this.subscriptions];
     this.subscriptions.clear();
@@ -357,6 +650,18 @@ class Engine implements HealthEngine {
 
   private kickSubscriptions(): void {
     for (const subscription of this.subscriptions) subscription.kick();
+  }
+
+  /** The timer's tick: one at a time, failures reported, never thrown. */
+  private async timedTick(): Promise<void> {
+    if (this.ticking || this.closed) return;
+    this.ticking = true;
+    try {
+      const result = await this.tick();
+      if (result.isErr() && !(result.error instanceof ClosedError)) this.options.onBackgroundError(result.error);
+    } finally {
+      this.ticking = false;
+    }
   }
 
   private async housekeeping(): Promise<void> {
@@ -396,7 +701,7 @@ class Engine implements HealthEngine {
   ): Promise<TopologyOutcome> {
     const lockKeys = [null, ...environmentIds].map((environmentId) => lockKeyOf(unsafeEncodeEntityId(systemId, environmentId)));
     return this.unitOfWork(lockKeys, async (tx) => {
-      const workspaces = await loadWorkspaces(tx, [systemId]);
+      const workspaces = await loadWorkspaces(tx, [systemId], this.options.flapping);
       const workspace = workspaces.get(systemId) as SystemWorkspace;
       if (!change(workspace)) return { changed: false, events: [] };
       const events = workspace.applyTopologyChange(toIso(this.options.clock()));
@@ -434,7 +739,7 @@ class Engine implements HealthEngine {
       ...(run.environmentId === null ? [] : [lockKeyOf(unsafeEncodeEntityId(run.systemId, run.environmentId))]),
     ]);
     return this.unitOfWork(lockKeys, async (tx) => {
-      const workspaces = await loadWorkspaces(tx, systemIds);
+      const workspaces = await loadWorkspaces(tx, systemIds, this.options.flapping);
       const problems: ConfigurationIssue[] = [];
       runs.forEach((run, index) => {
         const workspace = workspaces.get(run.systemId) as SystemWorkspace;
@@ -453,6 +758,7 @@ class Engine implements HealthEngine {
       });
       await tx.insertRuns(accepted);
       await persist(tx, workspaces.values());
+      await addToBuckets(tx, accepted);
       return outcomes;
     });
   }
@@ -478,22 +784,48 @@ function optionalTime(value: unknown, name: string, issues: ConfigurationIssue[]
   return undefined;
 }
 
-async function loadWorkspaces(tx: StoreTransaction, systemIds: readonly string[]): Promise<Map<string, SystemWorkspace>> {
-  const [systems, assignments, slices, entities] = await Promise.all([
+async function loadWorkspaces(
+  tx: StoreTransaction,
+  systemIds: readonly string[],
+  flapping: FlappingConfig,
+): Promise<Map<string, SystemWorkspace>> {
+  const [systems, assignments, slices, entities, maintenance] = await Promise.all([
     tx.getSystems(systemIds),
     tx.getAssignments(systemIds),
     tx.getSlices(systemIds),
     tx.getEntities(systemIds),
+    tx.getMaintenance(systemIds),
   ]);
+  const bySystem = <T extends { readonly systemId: string }>(records: readonly T[]) => {
+    const grouped = new Map<string, T[]>();
+    for (const record of records) {
+      const list = grouped.get(record.systemId);
+      if (list === undefined) grouped.set(record.systemId, [record]);
+      else list.push(record);
+    }
+    return grouped;
+  };
+  const [assignmentsOf, slicesOf, entitiesOf, maintenanceOf] = [
+    bySystem(assignments),
+    bySystem(slices),
+    bySystem(entities),
+    bySystem(maintenance),
+  ];
+  const systemOf = new Map(systems.map((system) => [system.systemId, system]));
   return new Map(
     systemIds.map((systemId) => [
       systemId,
-      new SystemWorkspace(systemId, {
-        system: systems.find((system) => system.systemId === systemId),
-        assignments: assignments.filter((assignment) => assignment.systemId === systemId),
-        slices: slices.filter((slice) => slice.systemId === systemId),
-        entities: entities.filter((entity) => entity.systemId === systemId),
-      }),
+      new SystemWorkspace(
+        systemId,
+        {
+          system: systemOf.get(systemId),
+          assignments: assignmentsOf.get(systemId) ?? [],
+          slices: slicesOf.get(systemId) ?? [],
+          entities: entitiesOf.get(systemId) ?? [],
+          maintenance: maintenanceOf.get(systemId) ?? [],
+        },
+        { flapping },
+      ),
     ]),
   );
 }
@@ -521,4 +853,87 @@ async function persist(tx: StoreTransaction, workspaces: Iterable<SystemWorkspac
   if (transitions.length > 0) await tx.appendTransitions(transitions);
   const events = all.flatMap((changes) => changes.events);
   if (events.length > 0) await tx.enqueueEvents(events);
+  const maintenance = all.flatMap((changes) => changes.maintenance);
+  if (maintenance.length > 0) await tx.putMaintenance(maintenance);
+}
+
+/**
+ * Adds accepted runs to their slices' hourly buckets in the same transaction: one read and one
+ * write for the whole batch. The entities' locks serialize writers of a system, so the
+ * read-modify-write of a bucket cannot lose a concurrent run.
+ */
+async function addToBuckets(tx: StoreTransaction, runs: readonly StoredRun[]): Promise<void> {
+  if (runs.length === 0) return;
+  const groups = new Map<string, { key: BucketKey; runs: StoredRun[] }>();
+  for (const run of runs) {
+    const key: BucketKey = {
+      systemId: run.systemId,
+      checkId: run.checkId,
+      environmentId: run.environmentId,
+      granularity: "hour",
+      start: bucketStart(run.timestamp, "hour"),
+    };
+    const id = bucketId(key);
+    const group = groups.get(id);
+    if (group === undefined) groups.set(id, { key, runs: [run] });
+    else group.runs.push(run);
+  }
+  const existing = new Map(
+    (await tx.getBuckets([...groups.values()].map((group) => group.key))).map((bucket) => [bucketId(bucket), bucket]),
+  );
+  await tx.putBuckets(
+    [...groups.entries()].map(([id, group]) => addRuns(existing.get(id) ?? emptyBucket(group.key), group.runs)),
+  );
+}
+
+function bucketId(key: BucketKey): string {
+  return JSON.stringify([key.systemId, key.checkId, key.environmentId, key.granularity, key.start]);
+}
+
+/** Hourly buckets rolled into daily ones per transaction. */
+const ROLL_CHUNK = 500;
+
+/**
+ * Rolls up to `ROLL_CHUNK` of a system's hourly buckets that start before `before` into their
+ * days' buckets and deletes them, in the caller's transaction: an hour is either hourly or part of
+ * its day, never both, so a crash or a second run cannot count it twice. Returns how many hours
+ * were rolled.
+ */
+async function rollHourly(tx: StoreTransaction, systemId: string, before: Date): Promise<number> {
+  const hours = await tx.listBucketsBefore({ systemIds: [systemId], granularity: "hour", before, limit: ROLL_CHUNK });
+  if (hours.length === 0) return 0;
+  const days = new Map<string, { key: BucketKey; hours: RunBucket[] }>();
+  for (const hour of hours) {
+    const key: BucketKey = { ...pickSlice(hour), granularity: "day", start: bucketStart(hour.start, "day") };
+    const id = bucketId(key);
+    const group = days.get(id);
+    if (group === undefined) days.set(id, { key, hours: [hour] });
+    else group.hours.push(hour);
+  }
+  const existing = new Map(
+    (await tx.getBuckets([...days.values()].map((day) => day.key))).map((bucket) => [bucketId(bucket), bucket]),
+  );
+  await tx.putBuckets(
+    [...days.entries()].map(([id, day]) => {
+      const current = existing.get(id);
+      return mergeBuckets(day.key, current === undefined ? day.hours : [current, ...day.hours]);
+    }),
+  );
+  await tx.deleteBuckets(hours);
+  return hours.length;
+}
+
+function pickSlice(bucket: RunBucket): { systemId: string; checkId: string; environmentId: string | null } {
+  return { systemId: bucket.systemId, checkId: bucket.checkId, environmentId: bucket.environmentId };
+}
+
+function parseRangeQuery(query: TimeRangeQuery): {
+  entityId: string;
+  ref: { systemId: string; environmentId: string | null };
+  from: Date;
+  to: Date;
+} {
+  const entityId = parseEntityId(query?.entityId, ["entityId"]);
+  const range = parse(timeRangeSchema, { from: query.from, to: query.to });
+  return { entityId, ref: parseHealthEntityId(entityId)._unsafeUnwrap(), from: range.from, to: range.to };
 }

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { ValidationError } from "../errors";
+import type { FlappingConfig } from "../kernel";
 import type { HealthEmitter, HealthLock, HealthStore } from "../ports";
-import { toConfigurationIssues } from "../validation";
+import { flappingSchema, retentionSchema, toConfigurationIssues, type RetentionConfig, type RetentionInput } from "../validation";
 
 const positiveInt = z.number().int("must be an integer").min(1, "must be at least 1");
 
@@ -34,6 +35,9 @@ const optionsSchema = z.object({
       maxRetainedEvents: 100_000,
     }),
   timers: z.boolean().default(true),
+  tickIntervalMs: positiveInt.max(3_600_000).default(1_000),
+  flapping: flappingSchema.default({ enabled: true, low: 20, high: 30 }),
+  retention: retentionSchema.default({ rawRetentionDays: 7, hourlyRetentionDays: 30, dailyRetentionDays: 365 }),
 });
 
 /** Options of `createHealthEngine`. Every field but the three ports is optional. */
@@ -54,10 +58,25 @@ export interface HealthEngineOptions {
   /** Delivery tuning; see `DeliveryOptions`. */
   readonly delivery?: Partial<DeliveryOptions>;
   /**
-   * Whether the engine runs its own timers (outbox housekeeping). Delivery polling always runs
-   * while a subscription exists. @default true
+   * Whether the engine runs its own timers: maintenance boundaries (`tick`) every
+   * `tickIntervalMs`, and outbox housekeeping. With `false`, call `tick()` from your own
+   * scheduler. Delivery polling always runs while a subscription exists. @default true
    */
   readonly timers?: boolean;
+  /** How often the engine's timer calls `tick()`. @default 1000 */
+  readonly tickIntervalMs?: number;
+  /**
+   * Flap detection (SPEC §10): flapping starts when the percent state change of an entity's last
+   * 21 evaluations reaches `high` and stops when it falls to `low`.
+   * @default { enabled: true, low: 20, high: 30 }
+   */
+  readonly flapping?: Partial<FlappingConfig>;
+  /**
+   * How long history is kept (SPEC §9), in days: raw runs, hourly buckets (then rolled into daily
+   * ones) and daily buckets with the transition log. `raw < hourly < daily`.
+   * @default { rawRetentionDays: 7, hourlyRetentionDays: 30, dailyRetentionDays: 365 }
+   */
+  readonly retention?: RetentionInput;
   /**
    * Called with errors of background work (delivery bookkeeping, housekeeping) that no caller
    * can receive. Delivery is retried regardless. @default logs to console.error
@@ -90,6 +109,9 @@ export interface ResolvedOptions {
   readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number };
   readonly delivery: DeliveryOptions;
   readonly timers: boolean;
+  readonly tickIntervalMs: number;
+  readonly flapping: FlappingConfig;
+  readonly retention: RetentionConfig;
   readonly onBackgroundError: (error: unknown) => void;
 }
 
@@ -101,7 +123,14 @@ export function resolveOptions(options: HealthEngineOptions): ResolvedOptions {
       issues.push({ path: [port], message: `a ${port} adapter is required` });
     }
   }
-  const parsed = optionsSchema.safeParse({ retry: options?.retry, delivery: options?.delivery, timers: options?.timers });
+  const parsed = optionsSchema.safeParse({
+    retry: options?.retry,
+    delivery: options?.delivery,
+    timers: options?.timers,
+    tickIntervalMs: options?.tickIntervalMs,
+    flapping: options?.flapping,
+    retention: options?.retention,
+  });
   if (!parsed.success) issues.push(...toConfigurationIssues(parsed.error.issues));
   if (issues.length > 0 || !parsed.success) throw new ValidationError(issues);
   return {
@@ -113,6 +142,9 @@ export function resolveOptions(options: HealthEngineOptions): ResolvedOptions {
     retry: parsed.data.retry,
     delivery: parsed.data.delivery,
     timers: parsed.data.timers,
+    tickIntervalMs: parsed.data.tickIntervalMs,
+    flapping: parsed.data.flapping,
+    retention: parsed.data.retention,
     onBackgroundError:
       options.onBackgroundError ??
       ((error: unknown) => {

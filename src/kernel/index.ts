@@ -1,4 +1,11 @@
 export type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./records";
-export { SystemWorkspace, runRejection, type EvaluationCause, type WorkspaceChanges } from "./system-workspace";
+export {
+  DEFAULT_FLAPPING,
+  SystemWorkspace,
+  runRejection,
+  type EvaluationCause,
+  type FlappingConfig,
+  type WorkspaceChanges,
+} from "./system-workspace";
 export { applySystemSpec, assignmentFromSpec, type CheckSpec, type SystemSpec } from "./topology-ops";
 export { coversEntity, hasDueBoundary, statusBefore, withinWindow, type MaintenanceRecord } from "./maintenance";

@@ -8,10 +8,29 @@ import {
 } from "../aggregate";
 import { resolveEffectiveEnvironments } from "../environments";
 import { eventIdOf, type HealthEvent, type HealthTransitionEvent } from "../events";
+import { FLAP_HISTORY_LENGTH, percentStateChange } from "../flapping";
+import type { HealthStatus } from "../status";
 import { unsafeEncodeEntityId } from "../ids";
 import { INITIAL_SLICE_STATE, reevaluateSlice, sameThresholds, stepSlice, type SliceState } from "../thresholds";
 import { classifyTransition, deriveHealthTriggerEvents } from "../transitions";
+import { coversEntity, statusBefore, withinWindow, type MaintenanceRecord } from "./maintenance";
 import type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./records";
+
+/** Flap detection settings (SPEC §10). */
+export interface FlappingConfig {
+  /** @default true */
+  readonly enabled: boolean;
+  /** Flapping stops at or below this percent state change. @default 20 */
+  readonly low: number;
+  /** Flapping starts at or above this percent state change. @default 30 */
+  readonly high: number;
+}
+
+/** The defaults of SPEC §10: enabled, low 20, high 30. */
+export const DEFAULT_FLAPPING: FlappingConfig = Object.freeze({ enabled: true, low: 20, high: 30 });
+
+const LETTER: Readonly<Record<HealthStatus, string>> = { healthy: "h", degraded: "d", unhealthy: "u" };
+const STATUS_OF: Readonly<Record<string, HealthStatus>> = { h: "healthy", d: "degraded", u: "unhealthy" };
 
 /** What caused an evaluation: a run, or a topology change (no run). */
 export interface EvaluationCause {
@@ -31,6 +50,7 @@ export interface WorkspaceChanges {
   readonly entities: EntityRecord[];
   readonly transitions: HealthTransitionRecord[];
   readonly events: HealthEvent[];
+  readonly maintenance: MaintenanceRecord[];
 }
 
 function sliceMapKey(checkId: string, environmentId: string | null): string {
@@ -85,6 +105,9 @@ export class SystemWorkspace {
   private readonly dirtyEntities = new Set<string>();
   private readonly transitions: HealthTransitionRecord[] = [];
   private readonly events: HealthEvent[] = [];
+  private readonly maintenance = new Map<string, MaintenanceRecord>();
+  private readonly dirtyMaintenance = new Set<string>();
+  private readonly flapping: FlappingConfig;
 
   constructor(
     readonly systemId: string,
@@ -93,12 +116,16 @@ export class SystemWorkspace {
       readonly assignments?: Iterable<AssignmentRecord>;
       readonly slices?: Iterable<SliceRecord>;
       readonly entities?: Iterable<EntityRecord>;
+      readonly maintenance?: Iterable<MaintenanceRecord>;
     } = {},
+    options: { readonly flapping?: FlappingConfig } = {},
   ) {
     this.system = loaded.system;
+    this.flapping = options.flapping ?? DEFAULT_FLAPPING;
     for (const assignment of loaded.assignments ?? []) this.assignments.set(assignment.checkId, assignment);
     for (const slice of loaded.slices ?? []) this.slices.set(sliceMapKey(slice.checkId, slice.environmentId), slice);
     for (const entity of loaded.entities ?? []) this.entities.set(entity.entityId, entity);
+    for (const window of loaded.maintenance ?? []) this.maintenance.set(window.maintenanceId, window);
   }
 
   /** The system record, if the system exists. */
@@ -163,6 +190,8 @@ export class SystemWorkspace {
     if (!this.assignments.delete(checkId)) return false;
     this.dirtyAssignments.delete(checkId);
     this.deletedAssignments.add(checkId);
+    // Its slices go with it, so a check assigned again starts from the baseline.
+    this.pruneSlices();
     return true;
   }
 
@@ -228,8 +257,7 @@ export class SystemWorkspace {
     for (const view of views) {
       present.add(view.entityId);
       if (touched !== "all" && !touched.has(view.entityId)) continue;
-      const event = this.updateEntity(view, cause, occurredAt);
-      if (event !== undefined) produced.push(event);
+      produced.push(...this.updateEntity(view, cause, occurredAt));
     }
     if (touched === "all") {
       for (const [entityId, record] of this.entities) {
@@ -242,49 +270,203 @@ export class SystemWorkspace {
     return produced;
   }
 
-  private updateEntity(view: EntityView, cause: EvaluationCause, occurredAt: string): HealthTransitionEvent | undefined {
+  /**
+   * One evaluation of an entity: stores its new state, appends it to the flap history, and returns
+   * the events it causes, in sequence order: the transition (when the status changed), then
+   * `flapping_started` or `flapping_stopped` (when the percent state change crossed a threshold).
+   */
+  private updateEntity(view: EntityView, cause: EvaluationCause, occurredAt: string): HealthEvent[] {
     const record = this.entities.get(view.entityId);
     const previous = record?.state ?? null;
-    if (previous !== null && sameEntityState(previous, view.state)) return undefined;
-    const transitioned = previous !== null && previous.status !== view.state.status;
-    const sequence = (record?.sequence ?? 0) + (transitioned ? 1 : 0);
-    this.entities.set(view.entityId, {
-      entityId: view.entityId,
-      systemId: view.systemId,
-      environmentId: view.environmentId,
-      state: view.state,
-      sequence,
-    });
-    this.dirtyEntities.add(view.entityId);
-    if (!transitioned) return undefined;
-    const classification = classifyTransition(previous.status, view.state.status);
-    const event: HealthTransitionEvent = {
-      type: "health.transition",
-      eventId: eventIdOf(view.entityId, sequence),
-      entityId: view.entityId,
-      systemId: view.systemId,
-      environmentId: view.environmentId,
-      sequence,
-      previousStatus: previous.status,
-      newStatus: view.state.status,
-      healthyChecks: view.state.healthyChecks,
-      totalChecks: view.state.totalChecks,
-      classification: classification as HealthTransitionEvent["classification"],
-      triggers: deriveHealthTriggerEvents({ prev: previous, next: view.state }),
+    const status = view.state.status;
+    // A (re-)created entity starts a new life: fresh flap history.
+    const history = previous === null ? "" : (record?.history ?? "");
+    const wasFlapping = this.flapping.enabled && previous !== null && (record?.flappingFrom ?? null) !== null;
+    const nextHistory = this.flapping.enabled ? (history + LETTER[status]).slice(-FLAP_HISTORY_LENGTH) : "";
+    let flappingFrom: HealthStatus | null = wasFlapping ? (record?.flappingFrom ?? null) : null;
+    let sequence = record?.sequence ?? 0;
+    const base = { entityId: view.entityId, systemId: view.systemId, environmentId: view.environmentId, occurredAt };
+    const events: HealthEvent[] = [];
+
+    if (previous !== null && previous.status !== status) {
+      sequence += 1;
+      const event: HealthTransitionEvent = {
+        type: "health.transition",
+        eventId: eventIdOf(view.entityId, sequence),
+        ...base,
+        sequence,
+        previousStatus: previous.status,
+        newStatus: status,
+        healthyChecks: view.state.healthyChecks,
+        totalChecks: view.state.totalChecks,
+        classification: classifyTransition(previous.status, status) as HealthTransitionEvent["classification"],
+        triggers: deriveHealthTriggerEvents({ prev: previous, next: view.state }),
+        cause: {
+          ...(cause.runId === undefined ? {} : { runId: cause.runId }),
+          ...(cause.checkId === undefined ? {} : { checkId: cause.checkId }),
+        },
+        ...(wasFlapping ? { flapping: true } : {}),
+        ...(this.inMaintenance(view.entityId, occurredAt) ? { inMaintenance: true } : {}),
+      };
+      events.push(event);
+      this.transitions.push({
+        entityId: event.entityId,
+        systemId: event.systemId,
+        environmentId: event.environmentId,
+        sequence,
+        previousStatus: event.previousStatus,
+        newStatus: event.newStatus,
+        occurredAt,
+        ...event.cause,
+      });
+    }
+
+    if (this.flapping.enabled && previous !== null) {
+      const percent = percentStateChange([...nextHistory].map((letter) => STATUS_OF[letter] as HealthStatus));
+      if (!wasFlapping && percent >= this.flapping.high) {
+        sequence += 1;
+        events.push({
+          type: "health.flapping_started",
+          eventId: eventIdOf(view.entityId, sequence),
+          ...base,
+          sequence,
+          percentStateChange: percent,
+          status,
+        });
+        flappingFrom = status;
+      } else if (wasFlapping && percent <= this.flapping.low) {
+        sequence += 1;
+        events.push({
+          type: "health.flapping_stopped",
+          eventId: eventIdOf(view.entityId, sequence),
+          ...base,
+          sequence,
+          percentStateChange: percent,
+          statusBefore: flappingFrom as HealthStatus,
+          statusAfter: status,
+        });
+        flappingFrom = null;
+      }
+    }
+
+    const unchanged =
+      previous !== null &&
+      sameEntityState(previous, view.state) &&
+      sequence === record?.sequence &&
+      nextHistory === (record.history ?? "") &&
+      flappingFrom === (record.flappingFrom ?? null);
+    if (!unchanged) {
+      this.entities.set(view.entityId, {
+        entityId: view.entityId,
+        systemId: view.systemId,
+        environmentId: view.environmentId,
+        state: view.state,
+        sequence,
+        history: nextHistory,
+        flappingFrom,
+      });
+      this.dirtyEntities.add(view.entityId);
+    }
+    return events;
+  }
+
+  private inMaintenance(entityId: string, occurredAt: string): boolean {
+    for (const window of this.maintenance.values()) {
+      if (coversEntity(window, entityId, this.systemId) && withinWindow(window, occurredAt)) return true;
+    }
+    return false;
+  }
+
+  /** The maintenance windows of the system. */
+  listMaintenance(): MaintenanceRecord[] {
+    return [...this.maintenance.values()];
+  }
+
+  /** Adds or replaces a maintenance window (its boundaries are processed by `processMaintenance`). */
+  putMaintenance(window: MaintenanceRecord): void {
+    this.maintenance.set(window.maintenanceId, window);
+    this.dirtyMaintenance.add(window.maintenanceId);
+  }
+
+  /**
+   * Emits the maintenance boundary events due at `now` (SPEC §11), each once: for a window whose
+   * start has come, `maintenance_started` for every existing entity it covers; for a window whose
+   * end has come, `maintenance_ended` for the entities that got the start, with the status just
+   * before the start and just before the end, read from each entity's transition log
+   * (`transitionsOf`, in sequence order, including this workspace's own new transitions).
+   */
+  processMaintenance(now: Date, transitionsOf: (entityId: string) => readonly HealthTransitionRecord[]): HealthEvent[] {
+    const produced: HealthEvent[] = [];
+    const windows = [...this.maintenance.values()].sort(
+      (a, b) => Date.parse(a.start) - Date.parse(b.start) || (a.maintenanceId < b.maintenanceId ? -1 : 1),
+    );
+    const logOf = (entityId: string) => [
+      ...transitionsOf(entityId),
+      ...this.transitions.filter((transition) => transition.entityId === entityId),
+    ];
+    for (let window of windows) {
+      if (window.startedEntities === null && Date.parse(window.start) <= now.getTime()) {
+        const covered = [...this.entities.values()].filter(
+          (entity) => entity.state !== null && coversEntity(window, entity.entityId, this.systemId),
+        );
+        for (const entity of covered) {
+          produced.push(
+            this.boundaryEvent(entity.entityId, window.start, (sequence, base) => ({
+              type: "health.maintenance_started",
+              ...base,
+              sequence,
+              maintenanceId: window.maintenanceId,
+              ...(window.reason === null ? {} : { reason: window.reason }),
+              status: statusBefore(logOf(entity.entityId), window.start, entity.state?.status ?? "healthy"),
+            })),
+          );
+        }
+        window = { ...window, startedEntities: covered.map((entity) => entity.entityId) };
+        this.putMaintenance(window);
+      }
+      if (window.startedEntities !== null && !window.ended && Date.parse(window.end) <= now.getTime()) {
+        for (const entityId of window.startedEntities) {
+          const entity = this.entities.get(entityId);
+          if (entity === undefined) continue;
+          const log = logOf(entityId);
+          const current = entity.state?.status ?? "healthy";
+          produced.push(
+            this.boundaryEvent(entityId, window.end, (sequence, base) => ({
+              type: "health.maintenance_ended",
+              ...base,
+              sequence,
+              maintenanceId: window.maintenanceId,
+              statusBefore: statusBefore(log, window.start, current),
+              statusAfter: statusBefore(log, window.end, current),
+            })),
+          );
+        }
+        this.putMaintenance({ ...window, ended: true });
+      }
+    }
+    this.events.push(...produced);
+    return produced;
+  }
+
+  private boundaryEvent(
+    entityId: string,
+    occurredAt: string,
+    build: (
+      sequence: number,
+      base: { eventId: string; entityId: string; systemId: string; environmentId: string | null; occurredAt: string },
+    ) => HealthEvent,
+  ): HealthEvent {
+    const record = this.entities.get(entityId) as EntityRecord;
+    const sequence = record.sequence + 1;
+    this.entities.set(entityId, { ...record, sequence });
+    this.dirtyEntities.add(entityId);
+    return build(sequence, {
+      eventId: eventIdOf(entityId, sequence),
+      entityId,
+      systemId: record.systemId,
+      environmentId: record.environmentId,
       occurredAt,
-      cause: { ...(cause.runId === undefined ? {} : { runId: cause.runId }), ...(cause.checkId === undefined ? {} : { checkId: cause.checkId }) },
-    };
-    this.transitions.push({
-      entityId: event.entityId,
-      systemId: event.systemId,
-      environmentId: event.environmentId,
-      sequence,
-      previousStatus: event.previousStatus,
-      newStatus: event.newStatus,
-      occurredAt,
-      ...event.cause,
     });
-    return event;
   }
 
   /** Everything changed since the workspace was loaded. */
@@ -300,6 +482,7 @@ export class SystemWorkspace {
       entities: [...this.dirtyEntities].map((entityId) => this.entities.get(entityId) as EntityRecord),
       transitions: [...this.transitions],
       events: [...this.events],
+      maintenance: [...this.dirtyMaintenance].map((id) => this.maintenance.get(id) as MaintenanceRecord),
     };
   }
 }

@@ -1,9 +1,18 @@
 import type { HealthEntityState } from "../aggregate";
 import { ValidationError, type ConfigurationIssue } from "../errors";
 import type { HealthEvent } from "../events";
-import { SystemWorkspace, applySystemSpec, runRejection, type StoredRun } from "../kernel";
+import { parseHealthEntityId } from "../ids";
+import { SystemWorkspace, applySystemSpec, runRejection, type FlappingConfig, type StoredRun } from "../kernel";
 import { toIso, timeSchema, type TimeInput } from "../time";
-import { runInputSchema, toConfigurationIssues, topologyDocSchema, type RunInput, type TopologyDoc } from "../validation";
+import {
+  addMaintenanceSchema,
+  flappingSchema,
+  runInputSchema,
+  toConfigurationIssues,
+  topologyDocSchema,
+  type RunInput,
+  type TopologyDoc,
+} from "../validation";
 
 /** Input of `replay`. */
 export interface ReplayInput {
@@ -17,6 +26,21 @@ export interface ReplayInput {
      * @default "1970-01-01T00:00:00.000Z", so that the output is a function of the input alone
      */
     readonly now?: TimeInput;
+    /** Flap detection, as `createHealthEngine({ flapping })`. @default { enabled: true, low: 20, high: 30 } */
+    readonly flapping?: Partial<FlappingConfig>;
+    /**
+     * Maintenance windows, as `addMaintenance` takes them. Their boundary events are emitted when
+     * they are due at a run's timestamp (before that run is applied), and at `until`: as if the
+     * engine's `tick` ran just before each run.
+     */
+    readonly maintenance?: readonly {
+      readonly entityId: string;
+      readonly start: TimeInput;
+      readonly end: TimeInput;
+      readonly reason?: string;
+    }[];
+    /** Process maintenance boundaries due at this time after the last run. */
+    readonly until?: TimeInput;
   };
 }
 
@@ -55,17 +79,49 @@ export function replay(input: ReplayInput): ReplayResult {
   const now = timeSchema.safeParse(nowInput);
   if (!now.success) issues.push(...toConfigurationIssues(now.error.issues, ["options", "now"]));
   if (!Array.isArray(input?.runs)) issues.push({ path: ["runs"], message: "expected an array of runs" });
-  if (!topology.success || !now.success || issues.length > 0) throw new ValidationError(issues);
+  const flapping = flappingSchema.safeParse(input?.options?.flapping ?? {});
+  if (!flapping.success) issues.push(...toConfigurationIssues(flapping.error.issues, ["options", "flapping"]));
+  const windows = (input?.options?.maintenance ?? []).map((window, index) => {
+    const parsed = addMaintenanceSchema.safeParse(window);
+    if (!parsed.success) issues.push(...toConfigurationIssues(parsed.error.issues, ["options", "maintenance", index]));
+    return parsed.success ? parsed.data : undefined;
+  });
+  const until = input?.options?.until === undefined ? undefined : timeSchema.safeParse(input.options.until);
+  if (until !== undefined && !until.success) issues.push(...toConfigurationIssues(until.error.issues, ["options", "until"]));
+  if (!topology.success || !now.success || !flapping.success || issues.length > 0) throw new ValidationError(issues);
 
   const nowIso = toIso(now.data);
   const workspaces = new Map<string, SystemWorkspace>();
   const transitions: HealthEvent[] = [];
   for (const spec of topology.data.systems) {
-    const workspace = new SystemWorkspace(spec.systemId);
+    const workspace = new SystemWorkspace(spec.systemId, {}, { flapping: flapping.data });
     workspaces.set(spec.systemId, workspace);
     applySystemSpec(workspace, spec, false);
     transitions.push(...workspace.applyTopologyChange(nowIso));
   }
+  windows.forEach((window, index) => {
+    if (window === undefined) return;
+    const ref = parseHealthEntityId(window.entityId)._unsafeUnwrap();
+    const workspace = workspaces.get(ref.systemId);
+    if (workspace === undefined) {
+      throw new ValidationError([{ path: ["options", "maintenance", index, "entityId"], message: `unknown system ${JSON.stringify(ref.systemId)}` }]);
+    }
+    workspace.putMaintenance({
+      maintenanceId: `maintenance-${index}`,
+      entityId: window.entityId,
+      systemId: ref.systemId,
+      environmentId: ref.environmentId,
+      start: toIso(window.start),
+      end: toIso(window.end),
+      reason: window.reason ?? null,
+      startedEntities: null,
+      ended: false,
+      createdAt: nowIso,
+    });
+  });
+  const processBoundaries = (at: Date) => {
+    for (const workspace of workspaces.values()) transitions.push(...workspace.processMaintenance(at, () => []));
+  };
 
   const rejected: ReplayRejection[] = [];
   const duplicates: number[] = [];
@@ -98,9 +154,11 @@ export function replay(input: ReplayInput): ReplayResult {
       return;
     }
     accepted.add(run.runId);
+    if (windows.length > 0) processBoundaries(new Date(run.timestamp));
     // runRejection accepts only runs of a known system, so the workspace exists.
     transitions.push(...(workspace as SystemWorkspace).applyRun(run));
   });
+  if (until?.success === true) processBoundaries(until.data);
 
   const states: Record<string, HealthEntityState> = {};
   for (const workspace of workspaces.values()) {

@@ -1,6 +1,11 @@
 export { MAX_ID_LENGTH, idSchema } from "./ids";
 export {
   MAX_MESSAGE_LENGTH,
+  MAX_REASON_LENGTH,
+  addMaintenanceSchema,
+  endMaintenanceSchema,
+  flappingSchema,
+  maintenanceIdSchema,
   applyTopologyOptionsSchema,
   assignCheckSchema,
   retentionSchema,

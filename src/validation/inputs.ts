@@ -2,6 +2,7 @@ import { z } from "zod";
 import { HEALTH_STATUSES } from "../status";
 import { thresholdsSchema } from "../thresholds";
 import { timeSchema } from "../time";
+import { parseHealthEntityId } from "../ids";
 import { idSchema, isWellFormedText } from "./ids";
 
 /** Longest accepted run `message`, in UTF-16 code units. */
@@ -132,3 +133,44 @@ export const subscribeOptionsSchema = z.strictObject({
   from: z.enum(["oldest", "now"]).optional(),
 });
 export type SubscribeOptions = z.input<typeof subscribeOptionsSchema>;
+
+/** Longest accepted maintenance `reason`. */
+export const MAX_REASON_LENGTH = 1_024;
+
+/** Zod schema of `addMaintenance`'s input; `start` must be before `end`. */
+export const addMaintenanceSchema = z
+  .strictObject({
+    entityId: z.string(),
+    start: timeSchema,
+    end: timeSchema,
+    reason: z
+      .string()
+      .max(MAX_REASON_LENGTH, `must be at most ${MAX_REASON_LENGTH} characters`)
+      .refine((value) => !value.includes("\u0000"), "must not contain NUL characters")
+      .refine(isWellFormedText, "must be well-formed Unicode")
+      .optional(),
+  })
+  .superRefine((value, ctx) => {
+    const parsed = parseHealthEntityId(value.entityId);
+    if (parsed.isErr()) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", path: ["entityId"], message: issue.message });
+    }
+    if (value.start.getTime() >= value.end.getTime()) {
+      ctx.addIssue({ code: "custom", path: ["end"], message: "must be after start" });
+    }
+  });
+
+/** Zod schema of `endMaintenance`'s input. */
+export const endMaintenanceSchema = z.strictObject({ maintenanceId: idSchema, at: timeSchema.optional() });
+
+/** Zod schema of `deleteMaintenance`'s input. */
+export const maintenanceIdSchema = z.strictObject({ maintenanceId: idSchema });
+
+/** Zod schema of flap detection settings (SPEC §10), with the defaults enabled / 20 / 30. */
+export const flappingSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    low: z.number().min(0).max(100).default(20),
+    high: z.number().min(0).max(100).default(30),
+  })
+  .refine((flapping) => flapping.low < flapping.high, { path: ["high"], message: "must be greater than low" });

@@ -7,10 +7,14 @@ export function toConfigurationIssues(
   issues: readonly z.core.$ZodIssue[],
   prefix: readonly (string | number)[] = [],
 ): ConfigurationIssue[] {
-  return issues.map((issue) => ({
-    path: [...prefix, ...issue.path.map((key) => (typeof key === "number" ? key : String(key)))],
-    message: issue.message,
-  }));
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path.map((key) => (typeof key === "number" ? key : String(key)))];
+    // One issue per unknown key, at the key itself, so a typo is pointed at where it is.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({ path: [...path, key], message: `unknown key ${JSON.stringify(key)}` }));
+    }
+    return [{ path, message: issue.message }];
+  });
 }
 
 /** Parses `input` with `schema`, returning every problem at once as a `ValidationError`. */
