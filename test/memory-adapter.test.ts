@@ -3,11 +3,17 @@ import {
   ClosedError,
   DEFAULT_THRESHOLDS,
   INITIAL_SLICE_STATE,
+  addRuns,
+  emptyBucket,
   eventIdOf,
   type AssignmentRecord,
+  type BucketGranularity,
+  type BucketKey,
   type EntityRecord,
   type HealthTransitionEvent,
   type HealthTransitionRecord,
+  type MaintenanceRecord,
+  type RunBucket,
   type SliceRecord,
   type StoredRun,
   type StoreTransaction,
@@ -46,14 +52,14 @@ const entity = (systemId: string, environmentId: string | null, sequence = 0): E
   state: { status: "healthy", healthyChecks: 1, totalChecks: 1 },
   sequence,
 });
-const storedRun = (runId: string, systemId = "s1"): StoredRun => ({
+const storedRun = (runId: string, systemId = "s1", timestampMs = 0): StoredRun => ({
   runId,
   systemId,
   checkId: "c1",
   environmentId: null,
   status: "healthy",
   latencyMs: 12,
-  timestamp: iso(0),
+  timestamp: iso(timestampMs),
   message: null,
   recordedAt: iso(0),
 });
@@ -82,6 +88,43 @@ const event = (entityId: string, sequence: number): HealthTransitionEvent => ({
   occurredAt: iso(sequence * 1000),
   cause: {},
 });
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const maintenance = (
+  maintenanceId: string,
+  systemId: string,
+  startMs: number,
+  endMs: number,
+  patch: Partial<MaintenanceRecord> = {},
+): MaintenanceRecord => ({
+  maintenanceId,
+  entityId: systemId,
+  systemId,
+  environmentId: null,
+  start: iso(startMs),
+  end: iso(endMs),
+  reason: null,
+  startedEntities: null,
+  ended: false,
+  createdAt: iso(0),
+  ...patch,
+});
+const bucketKey = (
+  systemId: string,
+  checkId: string,
+  environmentId: string | null,
+  granularity: BucketGranularity,
+  startMs: number,
+): BucketKey => ({ systemId, checkId, environmentId, granularity, start: iso(startMs) });
+/** A bucket with `runs` healthy runs of latency 10, 20, … ms (so it carries a sketch). */
+const bucket = (key: BucketKey, runs = 1): RunBucket =>
+  addRuns(
+    emptyBucket(key),
+    Array.from({ length: runs }, (_, index) => ({ status: "healthy" as const, latencyMs: 10 * (index + 1) })),
+  );
+const slot = (b: Pick<RunBucket, "systemId" | "checkId" | "environmentId" | "start">): string =>
+  `${b.systemId}/${b.checkId}/${b.environmentId ?? "-"}@${(Date.parse(b.start) - T0) / HOUR}h`;
 
 interface Deferred<T = void> {
   readonly promise: Promise<T>;
@@ -420,6 +463,508 @@ describe("memory store transactions", () => {
     expect(await seqs({ limit: 0 })).toEqual([]);
     expect(await seqs({ limit: 10 })).toEqual([1, 2, 3, 4]);
     expect(await adapter.store.listTransitions({ entityId: "unknown" })).toEqual([]);
+  });
+});
+
+describe("memory store: the transition log inside a transaction", () => {
+  it("reads its own appends merged with the committed log, with the store's filters, and nobody else sees them", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.appendTransitions([transition("e", 1, 1000), transition("e", 2, 2000)]));
+    const append = (tx: StoreTransaction) =>
+      // Out of order on purpose; sequence 4 happened before sequence 3.
+      tx.appendTransitions([transition("e", 4, 2500), transition("e", 3, 3000), transition("f", 1, 1000)]);
+    const seqs = async (tx: StoreTransaction, query: { entityId?: string; from?: Date; to?: Date; limit?: number }) =>
+      (await tx.listTransitions({ entityId: "e", ...query })).map((t) => t.sequence);
+
+    const rolledBack = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      expect(await seqs(tx, {})).toEqual([1, 2]);
+      await append(tx);
+      expect(await seqs(tx, {})).toEqual([1, 2, 3, 4]);
+      expect(await seqs(tx, { from: at(2000), to: at(3000) })).toEqual([2, 4]);
+      expect(await seqs(tx, { limit: 2 })).toEqual([3, 4]);
+      expect(await seqs(tx, { to: at(3000), limit: 2 })).toEqual([2, 4]);
+      expect(await seqs(tx, { limit: 0 })).toEqual([]);
+      expect(await tx.listTransitions({ entityId: "f" })).toEqual([transition("f", 1, 1000)]);
+      expect(await tx.listTransitions({ entityId: "unknown" })).toEqual([]);
+      // Not visible outside this transaction.
+      expect((await adapter.store.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([1, 2]);
+      expect(await read(adapter, (other) => seqs(other, {}))).toEqual([1, 2]);
+      // A copy: changing a result changes nothing staged.
+      const [first] = await tx.listTransitions({ entityId: "f" });
+      (first as { newStatus: string }).newStatus = "degraded";
+      expect(await tx.listTransitions({ entityId: "f" })).toEqual([transition("f", 1, 1000)]);
+      throw new Error("roll back");
+    });
+    await expect(rolledBack).rejects.toThrow("roll back");
+    expect((await adapter.store.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([1, 2]);
+    expect(await adapter.store.listTransitions({ entityId: "f" })).toEqual([]);
+
+    await adapter.store.transaction({ lockKeys: [] }, append);
+    expect((await adapter.store.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([1, 2, 3, 4]);
+    await expect(read(adapter, (tx) => tx.listTransitions({ entityId: "e", from: new Date(Number.NaN) }))).rejects.toThrow(TypeError);
+  });
+
+  it("sees transitions other transactions commit meanwhile (read committed)", async () => {
+    const adapter = newAdapter();
+    const started = deferred();
+    const committed = deferred();
+    const reader = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.appendTransitions([transition("e", 2)]);
+      started.resolve();
+      await committed.promise;
+      return (await tx.listTransitions({ entityId: "e" })).map((t) => t.sequence);
+    });
+    await started.promise;
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.appendTransitions([transition("e", 1)]));
+    committed.resolve();
+    expect(await reader).toEqual([1, 2]);
+  });
+});
+
+describe("memory store: maintenance windows", () => {
+  const processed = { startedEntities: ["s1"], ended: true };
+
+  it("round-trips windows by system, commits them together and rolls them back with the transaction", async () => {
+    const adapter = newAdapter();
+    const w1 = maintenance("m1", "s1", 0, HOUR, { reason: "upgrade" });
+    const w2 = maintenance("m2", "s1", HOUR, 2 * HOUR, { entityId: "s1::prod", environmentId: "prod", startedEntities: ["s1::prod"] });
+    const w3 = maintenance("m3", "s2", 0, HOUR, processed);
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putMaintenance([w1, w2, w3]);
+      expect(await tx.getMaintenance(["s1", "s1", "nope"])).toEqual([w1, w2]);
+    });
+    expect(await read(adapter, (tx) => tx.getMaintenance(["s1", "s2"]))).toEqual([w1, w2, w3]);
+    expect(await adapter.store.listMaintenance({})).toEqual([w1, w3, w2]);
+
+    const rolledBack = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putMaintenance([maintenance("m4", "s1", 0, HOUR), { ...w2, ended: true }]);
+      await tx.deleteMaintenance(["m1", "absent"]);
+      expect((await tx.getMaintenance(["s1"])).map((w) => [w.maintenanceId, w.ended])).toEqual([
+        ["m2", true],
+        ["m4", false],
+      ]);
+      throw new Error("roll back");
+    });
+    await expect(rolledBack).rejects.toThrow("roll back");
+    expect(await adapter.store.listMaintenance({})).toEqual([w1, w3, w2]);
+  });
+
+  it("reads its own writes, keeps them from other transactions until commit, and moves a window between systems", async () => {
+    const adapter = newAdapter();
+    const committed = [maintenance("m1", "s1", 0, HOUR), maintenance("m2", "s1", 0, HOUR)];
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.putMaintenance(committed));
+    const staged = deferred();
+    const release = deferred();
+    const writer = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putMaintenance([maintenance("m1", "s2", 0, HOUR)]);
+      await tx.deleteMaintenance(["m2"]);
+      expect(await tx.getMaintenance(["s1"])).toEqual([]);
+      expect(await tx.getMaintenance(["s2"])).toEqual([maintenance("m1", "s2", 0, HOUR)]);
+      staged.resolve();
+      await release.promise;
+    });
+    await staged.promise;
+    expect((await adapter.store.listMaintenance({ systemId: "s1" })).map((w) => w.maintenanceId)).toEqual(["m1", "m2"]);
+    expect(await read(adapter, (tx) => tx.getMaintenance(["s2"]))).toEqual([]);
+    release.resolve();
+    await writer;
+    expect(await adapter.store.listMaintenance({ systemId: "s1" })).toEqual([]);
+    expect(await adapter.store.listMaintenance({ systemId: "s2" })).toEqual([maintenance("m1", "s2", 0, HOUR)]);
+  });
+
+  it("lists committed windows by start (as an instant), then id, filtered by id and system", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, (tx) =>
+      tx.putMaintenance([
+        maintenance("m2", "s1", HOUR, 2 * HOUR),
+        maintenance("m10", "s1", HOUR, 3 * HOUR),
+        maintenance("a", "s2", 2 * HOUR, 3 * HOUR),
+        // Same instant as m2's start, spelled differently: ordered as the instant it is.
+        { ...maintenance("m0", "s1", 0, HOUR), start: "2026-01-01T00:30:00Z" },
+      ]),
+    );
+    const idsOf = async (query: { maintenanceId?: string; systemId?: string }) =>
+      (await adapter.store.listMaintenance(query)).map((w) => w.maintenanceId);
+    expect(await idsOf({})).toEqual(["m0", "m10", "m2", "a"]);
+    expect(await idsOf({ systemId: "s1" })).toEqual(["m0", "m10", "m2"]);
+    expect(await idsOf({ systemId: "s3" })).toEqual([]);
+    expect(await idsOf({ maintenanceId: "a" })).toEqual(["a"]);
+    expect(await idsOf({ maintenanceId: "a", systemId: "s2" })).toEqual(["a"]);
+    expect(await idsOf({ maintenanceId: "a", systemId: "s1" })).toEqual([]);
+    expect(await idsOf({ maintenanceId: "nope" })).toEqual([]);
+  });
+
+  it("finds each system once with a boundary due and unprocessed, following replacements, deletes and commits", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, (tx) =>
+      tx.putMaintenance([
+        maintenance("a1", "sA", HOUR, 4 * HOUR),
+        maintenance("a2", "sA", HOUR, 4 * HOUR),
+        maintenance("b", "sB", 0, 3 * HOUR, { startedEntities: ["sB"] }),
+        maintenance("c", "sC", 0, HOUR, processed),
+        maintenance("d", "sD", 0, 5 * HOUR, { startedEntities: [] }),
+      ]),
+    );
+    const due = (ms: number) => adapter.store.findDueMaintenance(at(ms));
+    expect(await due(0)).toEqual([]);
+    expect(await due(HOUR)).toEqual(["sA"]);
+    expect(await due(3 * HOUR)).toEqual(["sA", "sB"]);
+    expect(await due(10 * HOUR)).toEqual(["sA", "sB", "sD"]);
+
+    // Processing sA's start boundary, then its end, then sB's end.
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putMaintenance([maintenance("a1", "sA", HOUR, 4 * HOUR, { startedEntities: ["sA"] })]);
+      await tx.deleteMaintenance(["a2"]);
+      // Staged, not committed: still due as committed.
+      expect(await due(HOUR)).toEqual(["sA"]);
+    });
+    expect(await due(HOUR)).toEqual([]);
+    expect(await due(4 * HOUR)).toEqual(["sA", "sB"]);
+    await adapter.store.transaction({ lockKeys: [] }, (tx) =>
+      tx.putMaintenance([
+        maintenance("a1", "sA", HOUR, 4 * HOUR, { startedEntities: ["sA"], ended: true }),
+        maintenance("b", "sB", 0, 3 * HOUR, { startedEntities: ["sB"], ended: true }),
+      ]),
+    );
+    expect(await due(10 * HOUR)).toEqual(["sD"]);
+    // A processed window made open again (its end moved later and reopened) is found again.
+    const reopened = maintenance("c", "sC", 0, 2 * HOUR, { startedEntities: ["sC"] });
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.putMaintenance([reopened]));
+    expect(await due(10 * HOUR)).toEqual(["sC", "sD"]);
+    await expect(adapter.store.findDueMaintenance(new Date(Number.NaN))).rejects.toThrow(TypeError);
+  });
+
+  it("rejects a window whose start or end is not a time, staging nothing of the batch, and copies windows in and out", async () => {
+    const adapter = newAdapter();
+    const input = maintenance("m1", "s1", 0, HOUR, { startedEntities: ["s1"] });
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      const badEnd = { ...maintenance("bad", "s1", 0, HOUR), end: "tomorrow" };
+      await expect(tx.putMaintenance([maintenance("ok", "s1", 0, HOUR), badEnd])).rejects.toThrow(
+        /maintenance end must be an ISO 8601 time/,
+      );
+      await expect(tx.putMaintenance([{ ...maintenance("bad", "s1", 0, HOUR), start: "" }])).rejects.toThrow(TypeError);
+      expect(await tx.getMaintenance(["s1"])).toEqual([]);
+      await tx.putMaintenance([input]);
+    });
+    (input.startedEntities as string[]).push("mutated");
+    const [listed] = await adapter.store.listMaintenance({});
+    (listed?.startedEntities as string[]).push("mutated");
+    const [got] = await read(adapter, (tx) => tx.getMaintenance(["s1"]));
+    (got?.startedEntities as string[]).push("mutated");
+    expect(await adapter.store.listMaintenance({})).toEqual([maintenance("m1", "s1", 0, HOUR, { startedEntities: ["s1"] })]);
+  });
+});
+
+describe("memory store: buckets", () => {
+  it("round-trips buckets (sketch included) by key, in the order of the keys, and rolls them back with the transaction", async () => {
+    const adapter = newAdapter();
+    const a = bucket(bucketKey("s1", "c1", null, "hour", 0), 3);
+    const b = bucket(bucketKey("s1", "c1", "prod", "hour", 0), 2);
+    const c = bucket(bucketKey("s2", "c1", null, "day", 0));
+    expect(a.sketch).not.toBeNull();
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putBuckets([a, b, c]);
+      expect(await tx.getBuckets([c, a])).toEqual([c, a]);
+    });
+    const keys = [bucketKey("s2", "c1", null, "day", 0), bucketKey("s1", "c1", "prod", "hour", 0), bucketKey("s1", "c1", null, "hour", 0)];
+    const withRepeatAndAbsent = [...keys, keys[0] as BucketKey, bucketKey("s1", "c1", null, "hour", HOUR)];
+    expect(await read(adapter, (tx) => tx.getBuckets(withRepeatAndAbsent))).toEqual([c, b, a]);
+    expect(await read(adapter, (tx) => tx.getBuckets([]))).toEqual([]);
+
+    const rolledBack = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putBuckets([bucket(bucketKey("s1", "c1", null, "hour", HOUR)), bucket(bucketKey("s1", "c1", null, "hour", 0), 9)]);
+      await tx.deleteBuckets([c, bucketKey("s9", "c9", null, "hour", 0)]);
+      expect((await tx.getBuckets(keys)).map((x) => x.runs)).toEqual([2, 9]);
+      throw new Error("roll back");
+    });
+    await expect(rolledBack).rejects.toThrow("roll back");
+    expect(await read(adapter, (tx) => tx.getBuckets(keys))).toEqual([c, b, a]);
+    expect(await adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: at(0), to: at(DAY) })).toEqual([a, b]);
+  });
+
+  it("reads its own puts and deletes, and keeps them from others until commit", async () => {
+    const adapter = newAdapter();
+    const old = bucket(bucketKey("s1", "c1", null, "hour", 0));
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.putBuckets([old]));
+    const staged = deferred();
+    const release = deferred();
+    const daily = bucket(bucketKey("s1", "c1", null, "day", 0), 4);
+    const writer = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      // A rollup: the hour becomes part of its day.
+      await tx.deleteBuckets([old]);
+      await tx.putBuckets([daily]);
+      expect(await tx.getBuckets([old, daily])).toEqual([daily]);
+      expect(await tx.listBucketsBefore({ systemIds: ["s1"], granularity: "hour", before: at(DAY), limit: 10 })).toEqual([]);
+      expect(await tx.listBucketsBefore({ systemIds: ["s1"], granularity: "day", before: at(DAY), limit: 10 })).toEqual([daily]);
+      staged.resolve();
+      await release.promise;
+    });
+    await staged.promise;
+    expect(await read(adapter, (tx) => tx.getBuckets([old, daily]))).toEqual([old]);
+    expect(await adapter.store.queryBuckets({ systemId: "s1", granularity: "day", from: at(0), to: at(DAY) })).toEqual([]);
+    expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "day", before: at(DAY) })).toEqual([]);
+    release.resolve();
+    await writer;
+    expect(await read(adapter, (tx) => tx.getBuckets([old, daily]))).toEqual([daily]);
+    expect(await adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: at(0), to: at(DAY) })).toEqual([]);
+  });
+
+  it("keys buckets by slice, granularity and start instant, and rejects a bad start or granularity, staging nothing", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putBuckets([
+        bucket(bucketKey("s", "c", null, "hour", 0), 1),
+        bucket(bucketKey("s", "c", "null", "hour", 0), 2),
+        bucket(bucketKey("s", "c", null, "day", 0), 3),
+        bucket(bucketKey("s", "c:x", null, "hour", 0), 4),
+      ]);
+      // The same instant spelled without milliseconds replaces the first bucket, and is stored canonically.
+      await tx.putBuckets([{ ...bucket(bucketKey("s", "c", null, "hour", 0), 5), start: "2026-01-01T00:00:00Z" }]);
+      expect((await tx.getBuckets([{ ...bucketKey("s", "c", null, "hour", 0), start: "2026-01-01T00:00:00+00:00" }]))[0]?.runs).toBe(5);
+
+      const badStart = { ...bucket(bucketKey("s", "c", null, "hour", 0)), start: "soon" };
+      await expect(tx.putBuckets([bucket(bucketKey("s", "c", null, "hour", HOUR)), badStart])).rejects.toThrow(
+        /bucket start must be an ISO 8601 time/,
+      );
+      await expect(
+        tx.putBuckets([{ ...bucket(bucketKey("s", "c", null, "hour", 2 * HOUR)), granularity: "week" as BucketGranularity }]),
+      ).rejects.toThrow(/granularity/);
+      await expect(tx.deleteBuckets([bucketKey("s", "c", null, "hour", 0), badStart])).rejects.toThrow(TypeError);
+      await expect(tx.getBuckets([{ ...bucketKey("s", "c", null, "hour", 0), start: "x" }])).rejects.toThrow(TypeError);
+    });
+    const stored = await adapter.store.queryBuckets({ systemId: "s", granularity: "hour", from: at(0), to: at(DAY) });
+    expect(stored.map((b) => [b.checkId, b.environmentId, b.start, b.runs])).toEqual([
+      ["c", null, iso(0), 5],
+      ["c", "null", iso(0), 2],
+      ["c:x", null, iso(0), 4],
+    ]);
+    const daily = await adapter.store.queryBuckets({ systemId: "s", granularity: "day", from: at(0), to: at(DAY) });
+    expect(daily.map((b) => b.runs)).toEqual([3]);
+  });
+
+  it("queries one system's committed buckets by environment, granularity and half-open start range", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, (tx) =>
+      tx.putBuckets([
+        bucket(bucketKey("s1", "c1", "prod", "hour", 2 * HOUR)),
+        bucket(bucketKey("s1", "c1", null, "hour", 0)),
+        bucket(bucketKey("s1", "c1", "prod", "hour", 0)),
+        bucket(bucketKey("s1", "c2", "prod", "hour", HOUR)),
+        bucket(bucketKey("s1", "c1", "staging", "hour", HOUR)),
+        bucket(bucketKey("s1", "c1", "prod", "day", 0)),
+        bucket(bucketKey("s2", "c1", "prod", "hour", 0)),
+      ]),
+    );
+    const query = async (systemId: string, granularity: BucketGranularity, fromMs: number, toMs: number, environmentId?: string) =>
+      (
+        await adapter.store.queryBuckets({
+          systemId,
+          granularity,
+          from: at(fromMs),
+          to: at(toMs),
+          ...(environmentId === undefined ? {} : { environmentId }),
+        })
+      ).map(slot);
+    expect(await query("s1", "hour", 0, 3 * HOUR)).toEqual([
+      "s1/c1/-@0h",
+      "s1/c1/prod@0h",
+      "s1/c1/staging@1h",
+      "s1/c2/prod@1h",
+      "s1/c1/prod@2h",
+    ]);
+    expect(await query("s1", "hour", 0, 3 * HOUR, "prod")).toEqual(["s1/c1/prod@0h", "s1/c2/prod@1h", "s1/c1/prod@2h"]);
+    expect(await query("s1", "hour", 0, 3 * HOUR, "staging")).toEqual(["s1/c1/staging@1h"]);
+    expect(await query("s1", "hour", 0, 3 * HOUR, "dev")).toEqual([]);
+    expect(await query("s1", "hour", HOUR, 2 * HOUR)).toEqual(["s1/c1/staging@1h", "s1/c2/prod@1h"]);
+    expect(await query("s1", "hour", HOUR + 1, 2 * HOUR + 1)).toEqual(["s1/c1/prod@2h"]);
+    expect(await query("s1", "hour", HOUR, HOUR)).toEqual([]);
+    expect(await query("s1", "day", 0, DAY)).toEqual(["s1/c1/prod@0h"]);
+    expect(await query("s1", "day", 1, DAY)).toEqual([]);
+    expect(await query("s2", "hour", 0, DAY, "prod")).toEqual(["s2/c1/prod@0h"]);
+    expect(await query("s3", "hour", 0, DAY)).toEqual([]);
+    const invalid = adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: new Date(Number.NaN), to: at(0) });
+    await expect(invalid).rejects.toThrow(TypeError);
+  });
+
+  it("lists buckets before a time oldest first up to a limit, and the systems having any", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, (tx) =>
+      tx.putBuckets([
+        bucket(bucketKey("s1", "c1", null, "hour", 3 * HOUR)),
+        bucket(bucketKey("s1", "c1", null, "hour", 2 * HOUR)),
+        bucket(bucketKey("s2", "c1", null, "hour", HOUR)),
+        bucket(bucketKey("s1", "c2", null, "hour", HOUR)),
+        bucket(bucketKey("s1", "c1", "prod", "hour", HOUR)),
+        bucket(bucketKey("s1", "c1", null, "hour", HOUR)),
+        bucket(bucketKey("s1", "c1", null, "hour", 0)),
+        bucket(bucketKey("s3", "c1", null, "hour", 0)),
+        bucket(bucketKey("s1", "c1", null, "day", 0)),
+      ]),
+    );
+    const before = async (systemIds: string[], granularity: BucketGranularity, beforeMs: number, limit: number) =>
+      (await read(adapter, (tx) => tx.listBucketsBefore({ systemIds, granularity, before: at(beforeMs), limit }))).map(slot);
+    expect(await before(["s1", "s2", "s1"], "hour", 3 * HOUR, 10)).toEqual([
+      "s1/c1/-@0h",
+      "s1/c1/-@1h",
+      "s1/c1/prod@1h",
+      "s1/c2/-@1h",
+      "s2/c1/-@1h",
+      "s1/c1/-@2h",
+    ]);
+    expect(await before(["s2", "s1"], "hour", 3 * HOUR, 2)).toEqual(["s1/c1/-@0h", "s1/c1/-@1h"]);
+    expect(await before(["s1"], "hour", 3 * HOUR, 2.9)).toEqual(["s1/c1/-@0h", "s1/c1/-@1h"]);
+    expect(await before(["s1"], "hour", 3 * HOUR, 0)).toEqual([]);
+    expect(await before(["s1"], "hour", 0, 10)).toEqual([]);
+    expect(await before(["s1", "s3"], "day", DAY, 10)).toEqual(["s1/c1/-@0h"]);
+    expect(await before([], "hour", DAY, 10)).toEqual([]);
+    await expect(before(["s1"], "hour", DAY, Number.NaN)).rejects.toThrow(TypeError);
+
+    const systems = (granularity: BucketGranularity, beforeMs: number) =>
+      adapter.store.listSystemsWithBucketsBefore({ granularity, before: at(beforeMs) });
+    expect(await systems("hour", 0)).toEqual([]);
+    expect(await systems("hour", 1)).toEqual(["s1", "s3"]);
+    expect(await systems("hour", HOUR + 1)).toEqual(["s1", "s2", "s3"]);
+    expect(await systems("day", 0)).toEqual([]);
+    expect(await systems("day", 1)).toEqual(["s1"]);
+  });
+});
+
+describe("memory store: prune", () => {
+  const done = { startedEntities: ["s1"], ended: true };
+
+  async function seedHistory(adapter: MemoryAdapter): Promise<void> {
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.insertRuns([storedRun("r1", "s1", 0), storedRun("r2", "s1", HOUR), storedRun("r3", "s2", 2 * HOUR)]);
+      await tx.putBuckets([
+        bucket(bucketKey("s1", "c1", null, "day", 0)),
+        bucket(bucketKey("s1", "c1", null, "day", DAY)),
+        bucket(bucketKey("s2", "c1", "prod", "day", 0)),
+        bucket(bucketKey("s1", "c1", null, "hour", 0)),
+      ]);
+      await tx.appendTransitions([
+        transition("e", 1, 1000),
+        transition("e", 2, 2000),
+        transition("e", 3, 3000),
+        // f's only transition is old: it is the newest, so it stays.
+        transition("f", 1, 1000),
+        // g's newest (highest sequence) occurred before its predecessor: kept all the same.
+        transition("g", 1, 1000),
+        transition("g", 2, 500),
+      ]);
+      await tx.putMaintenance([
+        maintenance("done", "s1", 0, 2000, done),
+        maintenance("done-at-horizon", "s1", 0, 2500, done),
+        maintenance("never-started", "s1", 0, 1000),
+        maintenance("never-ended", "s1", 0, 1000, { startedEntities: ["s1"] }),
+        maintenance("ended-flag-only", "s1", 0, 1000, { ended: true }),
+      ]);
+    });
+  }
+  const horizons = { runsBefore: at(HOUR), dailyBefore: at(DAY), transitionsBefore: at(2500) };
+
+  it("deletes old runs, daily buckets, transitions (but each entity's newest) and processed windows, once", async () => {
+    const adapter = newAdapter();
+    await seedHistory(adapter);
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+
+    expect(await read(adapter, (tx) => tx.findRunIds(["r1", "r2", "r3"]))).toEqual(["r2", "r3"]);
+    expect((await adapter.store.queryBuckets({ systemId: "s1", granularity: "day", from: at(-DAY), to: at(9 * DAY) })).map(slot)).toEqual([
+      "s1/c1/-@24h",
+    ]);
+    expect(await adapter.store.queryBuckets({ systemId: "s2", granularity: "day", from: at(-DAY), to: at(9 * DAY) })).toEqual([]);
+    // Hourly buckets are the rollup's business.
+    expect(await adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: at(0), to: at(DAY) })).toHaveLength(1);
+    const seqs = async (entityId: string) => (await adapter.store.listTransitions({ entityId })).map((t) => t.sequence);
+    expect(await seqs("e")).toEqual([3]);
+    expect(await seqs("f")).toEqual([1]);
+    expect(await seqs("g")).toEqual([2]);
+    expect((await adapter.store.listMaintenance({})).map((w) => w.maintenanceId).sort()).toEqual([
+      "done-at-horizon",
+      "ended-flag-only",
+      "never-ended",
+      "never-started",
+    ]);
+
+    // Idempotent.
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 0, daily: 0, transitions: 0, maintenance: 0 });
+    // New appends after the kept newest transition are untouched by a later prune until they age.
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.appendTransitions([transition("e", 4, 4000)]));
+    expect(await adapter.store.prune({ ...horizons, transitionsBefore: at(3500) })).toEqual({
+      runs: 0,
+      daily: 0,
+      transitions: 1,
+      maintenance: 1,
+    });
+    expect(await seqs("e")).toEqual([4]);
+  });
+
+  it("frees the ids of pruned runs: a run carrying one is accepted again", async () => {
+    const adapter = newAdapter();
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.insertRuns([storedRun("r1", "s1", 0)]));
+    const insertAgain = adapter.store.transaction({ lockKeys: [] }, (tx) => tx.insertRuns([storedRun("r1", "s1", 0)]));
+    await expect(insertAgain).rejects.toThrow(/duplicate runId/);
+    expect((await adapter.store.prune({ runsBefore: at(1), dailyBefore: at(0), transitionsBefore: at(0) })).runs).toBe(1);
+    expect(await read(adapter, (tx) => tx.findRunIds(["r1"]))).toEqual([]);
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.insertRuns([storedRun("r1", "s1", 2 * HOUR)]));
+    expect(await read(adapter, (tx) => tx.findRunIds(["r1"]))).toEqual(["r1"]);
+    expect((await adapter.store.prune({ runsBefore: at(1), dailyBefore: at(0), transitionsBefore: at(0) })).runs).toBe(0);
+  });
+
+  it("leaves running transactions' staged writes alone, while they read the pruned state (read committed)", async () => {
+    const adapter = newAdapter();
+    await seedHistory(adapter);
+    const staged = deferred();
+    const pruned = deferred();
+    const writer = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.insertRuns([storedRun("r-staged", "s1", 0)]);
+      await tx.putBuckets([bucket(bucketKey("s3", "c1", null, "day", 0))]);
+      await tx.appendTransitions([transition("e", 4, 100)]);
+      staged.resolve();
+      await pruned.promise;
+      expect(await tx.findRunIds(["r1", "r-staged"])).toEqual(["r-staged"]);
+      expect((await tx.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([3, 4]);
+    });
+    await staged.promise;
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+    pruned.resolve();
+    await writer;
+    expect(await read(adapter, (tx) => tx.findRunIds(["r-staged"]))).toEqual(["r-staged"]);
+    expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "day", before: at(1) })).toEqual(["s3"]);
+    // Now committed and old, the staged run and bucket go with the next prune; e keeps sequence 3
+    // (recent) and sequence 4 (old, but its newest).
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 1, transitions: 0, maintenance: 0 });
+    expect((await adapter.store.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([3, 4]);
+  });
+
+  it("rejects an invalid horizon, deleting nothing", async () => {
+    const adapter = newAdapter();
+    await seedHistory(adapter);
+    await expect(adapter.store.prune({ ...horizons, transitionsBefore: new Date(Number.NaN) })).rejects.toThrow(TypeError);
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+  });
+});
+
+describe("memory store: entity records", () => {
+  it("round-trips history and flappingFrom, and leaves them absent when they were", async () => {
+    const adapter = newAdapter();
+    const flapping: EntityRecord = { ...entity("s1", null, 7), history: "hhuhuhuhuhuhuhuhuhuhu", flappingFrom: "healthy" };
+    const calm: EntityRecord = { ...entity("s1", "prod", 2), history: "hu", flappingFrom: null };
+    const bare = entity("s1", "dev");
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putEntities([flapping, calm, bare]);
+      expect(await tx.getEntities(["s1"])).toEqual([flapping, calm, bare]);
+    });
+    const stored = await read(adapter, (tx) => tx.getEntities(["s1"]));
+    expect(stored).toEqual([flapping, calm, bare]);
+    expect(stored[2] !== undefined && "history" in stored[2]).toBe(false);
+    expect(stored[2] !== undefined && "flappingFrom" in stored[2]).toBe(false);
+    expect(await adapter.store.getEntitiesById(["s1", "s1::prod"])).toEqual([flapping, calm]);
+    // Replacing the record ends flapping and extends the history.
+    const calmed: EntityRecord = { ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null };
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.putEntities([calmed]));
+    const [after] = await adapter.store.getEntitiesById(["s1"]);
+    expect(after?.history).toBe("huhuhuhuhuhuhuhuhuhuu");
+    expect(after?.flappingFrom).toBeNull();
   });
 });
 
@@ -805,11 +1350,19 @@ describe("closing the memory adapter", () => {
     proceed.resolve();
     await expect(running).rejects.toBeInstanceOf(ClosedError);
     await expect(captured?.listSystemIds()).rejects.toThrow(/close/);
+    await expect(captured?.getMaintenance(["a"])).rejects.toBeInstanceOf(ClosedError);
+    await expect(captured?.getBuckets([])).rejects.toBeInstanceOf(ClosedError);
+    await expect(captured?.listTransitions({ entityId: "a" })).rejects.toBeInstanceOf(ClosedError);
 
     const closedCalls: Promise<unknown>[] = [
       adapter.store.transaction({ lockKeys: [] }, () => Promise.resolve()),
       adapter.store.getEntitiesById(["a"]),
       adapter.store.listTransitions({ entityId: "a" }),
+      adapter.store.listMaintenance({}),
+      adapter.store.findDueMaintenance(at(0)),
+      adapter.store.queryBuckets({ systemId: "a", granularity: "hour", from: at(0), to: at(1) }),
+      adapter.store.listSystemsWithBucketsBefore({ granularity: "hour", before: at(0) }),
+      adapter.store.prune({ runsBefore: at(0), dailyBefore: at(0), transitionsBefore: at(0) }),
       adapter.emitter.registerGroup({ group: "h", from: "now" }),
       adapter.emitter.claim({ group: "g", consumerId: "w", limit: 1, leaseMs: 1, now: at(0) }),
       adapter.emitter.ack({ group: "g", eventIds: [] }),

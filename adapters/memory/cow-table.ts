@@ -12,18 +12,24 @@ type Write<V> = V | typeof DELETED;
 export class CowTable<V> {
   readonly #rows = new Map<string, V>();
   readonly #partitions = new Map<string, Set<string>>();
+  readonly #flagged = new Set<string>();
   readonly #keyOf: (value: V) => string;
   readonly #partitionOf: ((value: V) => string) | undefined;
+  readonly #flagOf: ((value: V) => boolean) | undefined;
 
   /**
    * @param keyOf the primary key of a row; must be collision-free (compose tuples with
    *   `JSON.stringify`).
    * @param partitionOf the partition of a row, when the table is read by partition. A row's
    *   partition may change when it is replaced.
+   * @param flagOf a predicate whose committed matches are indexed (`flaggedKeys`), when the table
+   *   is often searched for a few rows among many (maintenance windows with a boundary still to
+   *   process). A row's flag may change when it is replaced.
    */
-  constructor(keyOf: (value: V) => string, partitionOf?: (value: V) => string) {
+  constructor(keyOf: (value: V) => string, partitionOf?: (value: V) => string, flagOf?: (value: V) => boolean) {
     this.#keyOf = keyOf;
     this.#partitionOf = partitionOf;
+    this.#flagOf = flagOf;
   }
 
   /** Number of committed rows. */
@@ -41,9 +47,24 @@ export class CowTable<V> {
     return this.#rows.keys();
   }
 
+  /** Committed rows with their keys, in insertion order. Do not write the table while iterating. */
+  entries(): IterableIterator<[string, V]> {
+    return this.#rows.entries();
+  }
+
   /** Committed keys of one partition (empty for an unknown partition or an unpartitioned table). */
   partitionKeys(partition: string): ReadonlySet<string> {
     return this.#partitions.get(partition) ?? EMPTY;
+  }
+
+  /** Every partition that holds a committed row (none for an unpartitioned table). */
+  partitionNames(): IterableIterator<string> {
+    return this.#partitions.keys();
+  }
+
+  /** Committed keys of the rows `flagOf` accepts (none when the table has no `flagOf`). */
+  flaggedKeys(): ReadonlySet<string> {
+    return this.#flagged;
   }
 
   /** Opens a staging area over this table for one transaction. */
@@ -66,6 +87,7 @@ export class CowTable<V> {
   }
 
   #index(key: string, value: V): void {
+    if (this.#flagOf?.(value) === true) this.#flagged.add(key);
     if (this.#partitionOf === undefined) return;
     const partition = this.#partitionOf(value);
     let keys = this.#partitions.get(partition);
@@ -77,6 +99,7 @@ export class CowTable<V> {
   }
 
   #unindex(key: string, value: V): void {
+    this.#flagged.delete(key);
     if (this.#partitionOf === undefined) return;
     const partition = this.#partitionOf(value);
     const keys = this.#partitions.get(partition);

@@ -1,26 +1,87 @@
-import type {
-  AdapterCapabilities,
-  AssignmentRecord,
-  EntityRecord,
-  HealthEvent,
-  HealthStore,
-  HealthTransitionRecord,
-  SliceKey,
-  SliceRecord,
-  StoredRun,
-  StoreTransaction,
-  SystemRecord,
-  TransitionQuery,
+import {
+  hasDueBoundary,
+  type AdapterCapabilities,
+  type AssignmentRecord,
+  type BucketGranularity,
+  type BucketKey,
+  type BucketQuery,
+  type EntityRecord,
+  type HealthEvent,
+  type HealthStore,
+  type HealthTransitionRecord,
+  type MaintenanceRecord,
+  type RunBucket,
+  type SliceKey,
+  type SliceRecord,
+  type StoredRun,
+  type StoreTransaction,
+  type SystemRecord,
+  type TransitionQuery,
 } from "healthstate";
 import { CowTable, type TableStage } from "./cow-table";
 import { MEMORY_CAPABILITIES, copy, promised, timeOf, type AdapterLifecycle } from "./lifecycle";
 import type { MemoryOutbox } from "./memory-outbox";
-import { TransitionLog } from "./transition-log";
+import { TransitionLog, limitOf } from "./transition-log";
 
 const assignmentKey = (key: { readonly systemId: string; readonly checkId: string }): string =>
   JSON.stringify([key.systemId, key.checkId]);
 const sliceKey = (key: SliceKey): string => JSON.stringify([key.systemId, key.checkId, key.environmentId]);
 const transitionKey = (entityId: string, sequence: number): string => JSON.stringify([entityId, sequence]);
+/** Buckets are keyed by their canonical start (see `canonicalTime`), so two spellings of one instant are one bucket. */
+const bucketKey = (key: BucketKey): string =>
+  JSON.stringify([key.systemId, key.checkId, key.environmentId, key.granularity, canonicalTime(key.start, "bucket start")]);
+
+/** What `MemoryStore.prune` deleted. */
+export interface PruneCounts {
+  readonly runs: number;
+  readonly daily: number;
+  readonly transitions: number;
+  readonly maintenance: number;
+}
+
+/** The canonical ISO 8601 UTC form of a time string; a `TypeError` naming `name` when it is not a time. */
+function canonicalTime(value: string, name: string): string {
+  const ms = typeof value === "string" ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms)) throw new TypeError(`memory adapter: ${name} must be an ISO 8601 time, got ${JSON.stringify(value)}`);
+  return new Date(ms).toISOString();
+}
+
+/** Checks a bucket (granularity and start) and returns a copy with its start in canonical form. */
+function storableBucket(bucket: RunBucket): RunBucket {
+  if (bucket.granularity !== "hour" && bucket.granularity !== "day") {
+    throw new TypeError(`memory adapter: bucket granularity must be "hour" or "day", got ${JSON.stringify(bucket.granularity)}`);
+  }
+  return { ...copy(bucket), start: canonicalTime(bucket.start, "bucket start") };
+}
+
+/** Checks a maintenance window's times (its `start` and `end` must parse) and returns a copy. */
+function storableWindow(window: MaintenanceRecord): MaintenanceRecord {
+  canonicalTime(window.start, "maintenance start");
+  canonicalTime(window.end, "maintenance end");
+  return copy(window);
+}
+
+/** Whether a window has a boundary left to process (it may become due). Indexed, for `findDueMaintenance`. */
+const hasOpenBoundary = (window: MaintenanceRecord): boolean => window.startedEntities === null || !window.ended;
+
+/** Oldest start first, then by slice (system, check, environment with env-less first): a total, stable order. */
+function compareBuckets(a: RunBucket, b: RunBucket): number {
+  return (
+    Date.parse(a.start) - Date.parse(b.start) ||
+    compareStrings(a.systemId, b.systemId) ||
+    compareStrings(a.checkId, b.checkId) ||
+    compareStrings(a.environmentId ?? "", b.environmentId ?? "") ||
+    (a.environmentId === null ? 0 : 1) - (b.environmentId === null ? 0 : 1)
+  );
+}
+
+/** Earliest start first, then by maintenance id. */
+function compareWindows(a: MaintenanceRecord, b: MaintenanceRecord): number {
+  return Date.parse(a.start) - Date.parse(b.start) || compareStrings(a.maintenanceId, b.maintenanceId);
+}
+
+/** Code-unit order, independent of the host's locale. */
+const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Everything `MemoryStore` needs besides its own tables. */
 export interface MemoryStoreDeps {
@@ -42,6 +103,12 @@ class Tables {
   readonly entities = new CowTable<EntityRecord>((entity) => entity.entityId, (entity) => entity.systemId);
   readonly runs = new CowTable<StoredRun>((run) => run.runId);
   readonly transitions = new TransitionLog();
+  readonly maintenance = new CowTable<MaintenanceRecord>(
+    (window) => window.maintenanceId,
+    (window) => window.systemId,
+    hasOpenBoundary,
+  );
+  readonly buckets = new CowTable<RunBucket>(bucketKey, (bucket) => bucket.systemId);
 }
 
 /**
@@ -56,6 +123,10 @@ class Tables {
  * synchronous step (no other code can observe half a commit); when `fn` rejects, the stage is
  * dropped and the same reason is rethrown. Transactions do not wait for each other: `lockKeys`
  * are ignored, since in one process the lock port already serializes work on an entity.
+ *
+ * Maintenance windows and run buckets are tables like the others (staged per transaction,
+ * partitioned by system). Runs, transitions, old daily buckets and processed windows leave only
+ * through `prune`, which applies outside any transaction, in one synchronous step.
  *
  * After `close()` every method rejects with a `ClosedError`, and so does the commit of a
  * transaction still running then (nothing of it is kept).
@@ -124,6 +195,151 @@ export class MemoryStore implements HealthStore {
       return this.#tables.transitions.list(query);
     });
   }
+
+  /**
+   * Committed maintenance windows, ordered by start (as an instant), then by maintenance id (code
+   * unit order). `maintenanceId` and `systemId` each narrow the result when given; both together
+   * must both match. No filter lists every window.
+   */
+  listMaintenance(query: { readonly maintenanceId?: string; readonly systemId?: string }): Promise<MaintenanceRecord[]> {
+    return promised(() => {
+      this.#deps.lifecycle.assertOpen("store.listMaintenance");
+      const table = this.#tables.maintenance;
+      let windows: MaintenanceRecord[];
+      if (query.maintenanceId !== undefined) {
+        const window = table.get(query.maintenanceId);
+        windows = window === undefined ? [] : [window];
+      } else if (query.systemId !== undefined) {
+        windows = committedPartition(table, query.systemId);
+      } else {
+        windows = [...table.entries()].map(([, window]) => window);
+      }
+      if (query.systemId !== undefined) windows = windows.filter((window) => window.systemId === query.systemId);
+      return windows.sort(compareWindows).map((window) => copy(window));
+    });
+  }
+
+  /**
+   * Ids of the systems (sorted, each once) having a committed window with a boundary due at `now`
+   * and not yet processed (`hasDueBoundary`). Only windows with a boundary left to process are
+   * looked at, through an index, so fully processed windows cost nothing however many there are.
+   */
+  findDueMaintenance(now: Date): Promise<string[]> {
+    return promised(() => {
+      this.#deps.lifecycle.assertOpen("store.findDueMaintenance");
+      timeOf(now, "now");
+      const table = this.#tables.maintenance;
+      const systemIds = new Set<string>();
+      for (const key of table.flaggedKeys()) {
+        const window = table.get(key);
+        if (window !== undefined && hasDueBoundary(window, now)) systemIds.add(window.systemId);
+      }
+      return [...systemIds].sort(compareStrings);
+    });
+  }
+
+  /**
+   * Committed buckets of one system with `granularity` and `from ≤ start < to`. Without
+   * `environmentId`, every slice of the system (env-less ones included); with it, only the
+   * slices of that environment. Ordered oldest first, then by slice (the port promises no order).
+   */
+  queryBuckets(query: BucketQuery): Promise<RunBucket[]> {
+    return promised(() => {
+      this.#deps.lifecycle.assertOpen("store.queryBuckets");
+      const from = timeOf(query.from, "from");
+      const to = timeOf(query.to, "to");
+      return committedPartition(this.#tables.buckets, query.systemId)
+        .filter((bucket) => {
+          if (bucket.granularity !== query.granularity) return false;
+          if (query.environmentId !== undefined && bucket.environmentId !== query.environmentId) return false;
+          const start = Date.parse(bucket.start);
+          return from <= start && start < to;
+        })
+        .sort(compareBuckets)
+        .map((bucket) => copy(bucket));
+    });
+  }
+
+  /** Ids (sorted, each once) of the systems with a committed bucket of `granularity` starting before `before`. */
+  listSystemsWithBucketsBefore(query: { readonly granularity: BucketGranularity; readonly before: Date }): Promise<string[]> {
+    return promised(() => {
+      this.#deps.lifecycle.assertOpen("store.listSystemsWithBucketsBefore");
+      const before = timeOf(query.before, "before");
+      const table = this.#tables.buckets;
+      const systemIds: string[] = [];
+      for (const systemId of table.partitionNames()) {
+        for (const key of table.partitionKeys(systemId)) {
+          const bucket = table.get(key);
+          if (bucket !== undefined && bucket.granularity === query.granularity && Date.parse(bucket.start) < before) {
+            systemIds.push(systemId);
+            break;
+          }
+        }
+      }
+      return systemIds.sort(compareStrings);
+    });
+  }
+
+  /**
+   * Retention of raw data, in one synchronous step (so each part, and the whole, is atomic; no
+   * transaction can observe half of it). Deletes:
+   *
+   * - runs whose `timestamp` is before `runsBefore` (a scan of the runs table: recording a run
+   *   pays nothing for it). **A pruned run's id is free again**: a run carrying it is accepted
+   *   as new, so idempotent ingestion (SPEC §8 G6) holds within the raw retention only;
+   * - daily buckets whose start is before `dailyBefore` (hourly buckets are left to the rollup,
+   *   which deletes them with `tx.deleteBuckets`);
+   * - transitions whose `occurredAt` is before `transitionsBefore`, except each entity's newest
+   *   (highest sequence), kept whatever its age;
+   * - maintenance windows whose `end` is before `transitionsBefore` and whose boundaries were all
+   *   processed (`startedEntities !== null && ended`). A window never processed is kept, so its
+   *   events are still emitted however late the engine gets to it.
+   *
+   * Returns how many of each were deleted. Idempotent: calling it again with the same bounds
+   * deletes nothing and returns zeros. Transactions still running are unaffected until they
+   * commit; a transaction that re-puts a pruned maintenance window or bucket recreates it.
+   */
+  prune(options: { readonly runsBefore: Date; readonly dailyBefore: Date; readonly transitionsBefore: Date }): Promise<PruneCounts> {
+    return promised(() => {
+      this.#deps.lifecycle.assertOpen("store.prune");
+      const runsBefore = timeOf(options.runsBefore, "runsBefore");
+      const dailyBefore = timeOf(options.dailyBefore, "dailyBefore");
+      const transitionsBefore = timeOf(options.transitionsBefore, "transitionsBefore");
+      const tables = this.#tables;
+      return {
+        runs: deleteWhere(tables.runs, (run) => Date.parse(run.timestamp) < runsBefore),
+        daily: deleteWhere(tables.buckets, (bucket) => bucket.granularity === "day" && Date.parse(bucket.start) < dailyBefore),
+        transitions: tables.transitions.prune(transitionsBefore),
+        maintenance: deleteWhere(
+          tables.maintenance,
+          (window) => !hasOpenBoundary(window) && Date.parse(window.end) < transitionsBefore,
+        ),
+      };
+    });
+  }
+}
+
+/** The committed rows of one partition of a table (not copied). */
+function committedPartition<V>(table: CowTable<V>, partition: string): V[] {
+  const rows: V[] = [];
+  for (const key of table.partitionKeys(partition)) {
+    const row = table.get(key);
+    if (row !== undefined) rows.push(row);
+  }
+  return rows;
+}
+
+/** Deletes the committed rows `doomed` accepts, in one synchronous step; returns how many. */
+function deleteWhere<V>(table: CowTable<V>, doomed: (row: V) => boolean): number {
+  const stage = table.stage();
+  let deleted = 0;
+  for (const [key, row] of table.entries()) {
+    if (!doomed(row)) continue;
+    stage.delete(key);
+    deleted += 1;
+  }
+  stage.apply();
+  return deleted;
 }
 
 /**
@@ -140,7 +356,11 @@ class MemoryTransaction implements StoreTransaction {
   readonly #slices: TableStage<SliceRecord>;
   readonly #entities: TableStage<EntityRecord>;
   readonly #runs: TableStage<StoredRun>;
+  readonly #maintenance: TableStage<MaintenanceRecord>;
+  readonly #buckets: TableStage<RunBucket>;
   readonly #transitions: HealthTransitionRecord[] = [];
+  // The same staged transitions by entity, for `listTransitions`.
+  readonly #transitionsByEntity = new Map<string, HealthTransitionRecord[]>();
   readonly #transitionKeys = new Set<string>();
   readonly #events: HealthEvent[] = [];
 
@@ -152,6 +372,8 @@ class MemoryTransaction implements StoreTransaction {
     this.#slices = tables.slices.stage();
     this.#entities = tables.entities.stage();
     this.#runs = tables.runs.stage();
+    this.#maintenance = tables.maintenance.stage();
+    this.#buckets = tables.buckets.stage();
   }
 
   /** Ends the transaction: from now on every method rejects. Commit is synchronous, so nothing can slip in between. */
@@ -188,6 +410,8 @@ class MemoryTransaction implements StoreTransaction {
     this.#slices.apply();
     this.#entities.apply();
     this.#runs.apply();
+    this.#maintenance.apply();
+    this.#buckets.apply();
     this.#tables.transitions.insert(this.#transitions);
     this.#deps.outbox.append(this.#events, enqueuedAt);
     if (this.#events.length > 0) this.#deps.onEventsCommitted();
@@ -262,11 +486,15 @@ class MemoryTransaction implements StoreTransaction {
     });
   }
 
+  /** Ids among `runIds` of runs committed or staged here. A run deleted by `prune` is no longer found. */
   findRunIds(runIds: readonly string[]): Promise<string[]> {
     return this.#run("findRunIds", () => [...new Set(runIds)].filter((runId) => this.#runs.get(runId) !== undefined));
   }
 
-  /** Rejects, staging nothing, when a run id is already accepted (committed or staged) or repeats in the batch. */
+  /**
+   * Rejects, staging nothing, when a run id is already accepted (committed or staged) or repeats
+   * in the batch. Ids of runs deleted by `prune` count as new again.
+   */
   insertRuns(runs: readonly StoredRun[]): Promise<void> {
     return this.#run("insertRuns", () => {
       const batch = new Set<string>();
@@ -296,6 +524,12 @@ class MemoryTransaction implements StoreTransaction {
       for (const transition of copy(transitions)) {
         this.#transitions.push(transition);
         this.#transitionKeys.add(transitionKey(transition.entityId, transition.sequence));
+        let staged = this.#transitionsByEntity.get(transition.entityId);
+        if (staged === undefined) {
+          staged = [];
+          this.#transitionsByEntity.set(transition.entityId, staged);
+        }
+        staged.push(transition);
       }
     });
   }
@@ -310,6 +544,96 @@ class MemoryTransaction implements StoreTransaction {
       const conflict = this.#deps.outbox.conflict([...this.#events, ...events]);
       if (conflict !== undefined) throw new Error(`memory store: ${conflict}`);
       this.#events.push(...copy(events));
+    });
+  }
+
+  /**
+   * As `MemoryStore.listTransitions`, over the committed log (as committed now: read committed)
+   * plus this transaction's own staged appends.
+   */
+  listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]> {
+    return this.#run("listTransitions", () =>
+      this.#tables.transitions.list(query, this.#transitionsByEntity.get(query.entityId) ?? []),
+    );
+  }
+
+  getMaintenance(systemIds: readonly string[]): Promise<MaintenanceRecord[]> {
+    return this.#run("getMaintenance", () => this.#byPartition(this.#maintenance, systemIds));
+  }
+
+  /** Rejects, staging nothing, when a window's `start` or `end` is not an ISO 8601 time. */
+  putMaintenance(windows: readonly MaintenanceRecord[]): Promise<void> {
+    return this.#run("putMaintenance", () => {
+      const checked = windows.map(storableWindow);
+      for (const window of checked) this.#maintenance.put(window);
+    });
+  }
+
+  deleteMaintenance(maintenanceIds: readonly string[]): Promise<void> {
+    return this.#run("deleteMaintenance", () => {
+      for (const maintenanceId of maintenanceIds) this.#maintenance.delete(maintenanceId);
+    });
+  }
+
+  /**
+   * The buckets among `keys` that exist, in the order of `keys` (a repeated key once). A start is
+   * matched as an instant: `…T10:00:00Z` and `…T10:00:00.000Z` name the same bucket.
+   */
+  getBuckets(keys: readonly BucketKey[]): Promise<RunBucket[]> {
+    return this.#run("getBuckets", () => {
+      const found: RunBucket[] = [];
+      for (const key of new Set(keys.map(bucketKey))) {
+        const bucket = this.#buckets.get(key);
+        if (bucket !== undefined) found.push(copy(bucket));
+      }
+      return found;
+    });
+  }
+
+  /**
+   * Creates or replaces buckets; the stored start is the canonical ISO form
+   * (`Date.prototype.toISOString`). Rejects, staging nothing, when a bucket's start is not an ISO
+   * 8601 time or its granularity is unknown. A key repeated in the batch keeps the last bucket.
+   */
+  putBuckets(buckets: readonly RunBucket[]): Promise<void> {
+    return this.#run("putBuckets", () => {
+      const checked = buckets.map(storableBucket);
+      for (const bucket of checked) this.#buckets.put(bucket);
+    });
+  }
+
+  /** Rejects, staging nothing, when a key's start is not an ISO 8601 time. */
+  deleteBuckets(keys: readonly BucketKey[]): Promise<void> {
+    return this.#run("deleteBuckets", () => {
+      const checked = keys.map(bucketKey);
+      for (const key of checked) this.#buckets.delete(key);
+    });
+  }
+
+  /**
+   * Up to `limit` buckets (fractions rounded down) of `granularity` of the given systems with a
+   * start before `before`, as this transaction sees them: oldest first, then by slice (system,
+   * check, environment; env-less first).
+   */
+  listBucketsBefore(query: {
+    readonly systemIds: readonly string[];
+    readonly granularity: BucketGranularity;
+    readonly before: Date;
+    readonly limit: number;
+  }): Promise<RunBucket[]> {
+    return this.#run("listBucketsBefore", () => {
+      const before = timeOf(query.before, "before");
+      const limit = limitOf(query.limit);
+      const matching: RunBucket[] = [];
+      for (const systemId of new Set(query.systemIds)) {
+        for (const bucket of this.#buckets.partition(systemId)) {
+          if (bucket.granularity === query.granularity && Date.parse(bucket.start) < before) matching.push(bucket);
+        }
+      }
+      return matching
+        .sort(compareBuckets)
+        .slice(0, limit)
+        .map((bucket) => copy(bucket));
     });
   }
 

@@ -40,15 +40,49 @@ export class TransitionLog {
 
   /**
    * Copies of an entity's entries in sequence order with `from ≤ occurredAt < to`, reduced to the
-   * `limit` highest sequences. An unknown entity gives an empty list.
+   * `limit` highest sequences. An unknown entity gives an empty list. `staged` are entries a
+   * transaction appended but has not committed yet (unique against the committed ones, any
+   * order): they are listed as if committed, so a transaction reads its own appends.
    */
-  list(query: TransitionQuery): HealthTransitionRecord[] {
+  list(query: TransitionQuery, staged: readonly HealthTransitionRecord[] = []): HealthTransitionRecord[] {
     const from = query.from === undefined ? undefined : timeOf(query.from, "from");
     const to = query.to === undefined ? undefined : timeOf(query.to, "to");
-    const entries = this.#byEntity.get(query.entityId) ?? [];
+    const limit = query.limit === undefined ? undefined : limitOf(query.limit);
+    let entries: readonly LoggedTransition[] = this.#byEntity.get(query.entityId) ?? [];
+    if (staged.length > 0) {
+      const merged = [...entries];
+      for (const record of staged) insertSorted(merged, { record, at: Date.parse(record.occurredAt) }, sequenceOf);
+      entries = merged;
+    }
     const matching = entries.filter((entry) => (from === undefined || entry.at >= from) && (to === undefined || entry.at < to));
-    const limit = query.limit === undefined ? matching.length : Math.max(0, Math.floor(query.limit));
-    return matching.slice(matching.length - Math.min(limit, matching.length)).map((entry) => copy(entry.record));
+    const kept = limit === undefined ? matching : matching.slice(matching.length - Math.min(limit, matching.length));
+    return kept.map((entry) => copy(entry.record));
+  }
+
+  /**
+   * Deletes every entry with `occurredAt` before `before` (epoch ms) except each entity's newest
+   * (highest sequence), which keeps the entity's current status and sequence readable. Returns
+   * how many were deleted. Synchronous, so atomic; deleting again deletes nothing.
+   */
+  prune(before: number): number {
+    let deleted = 0;
+    for (const [entityId, entries] of this.#byEntity) {
+      const newest = entries[entries.length - 1];
+      if (newest === undefined) {
+        this.#byEntity.delete(entityId);
+        continue;
+      }
+      const kept = entries.filter((entry) => entry === newest || !(entry.at < before));
+      if (kept.length === entries.length) continue;
+      deleted += entries.length - kept.length;
+      this.#byEntity.set(entityId, kept);
+    }
+    return deleted;
   }
 }
 
+/** A `limit` argument as a count: at least 0, fractions rounded down; `NaN` is a `TypeError`. */
+export function limitOf(limit: number): number {
+  if (typeof limit !== "number" || Number.isNaN(limit)) throw new TypeError("memory adapter: limit must be a number");
+  return Math.max(0, Math.floor(limit));
+}
