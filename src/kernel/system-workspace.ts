@@ -406,9 +406,9 @@ export class SystemWorkspace {
     ];
     for (let window of windows) {
       if (window.startedEntities === null && Date.parse(window.start) <= now.getTime()) {
-        const covered = [...this.entities.values()].filter(
-          (entity) => entity.state !== null && coversEntity(window, entity.entityId, this.systemId),
-        );
+        const covered = [...this.entities.values()]
+          .filter((entity) => entity.state !== null && coversEntity(window, entity.entityId, this.systemId))
+          .sort((a, b) => (a.entityId < b.entityId ? -1 : a.entityId > b.entityId ? 1 : 0));
         for (const entity of covered) {
           produced.push(
             this.boundaryEvent(entity.entityId, window.start, (sequence, base) => ({

@@ -123,7 +123,10 @@ export interface HealthStore {
   getEntitiesById(entityIds: readonly string[]): Promise<EntityRecord[]>;
   /** An entity's transition log in sequence order, filtered by `occurredAt`. */
   listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]>;
-  /** Committed maintenance windows, filtered by id, system or entity id; ordered by start, then id. */
+  /**
+   * Committed maintenance windows, filtered by `maintenanceId` and/or `systemId` (both must match
+   * when both are given; neither lists all); ordered by start as an instant, then by id.
+   */
   listMaintenance(query: {
     readonly maintenanceId?: string;
     readonly systemId?: string;
@@ -138,7 +141,12 @@ export interface HealthStore {
    * Retention of raw data, each in its own transaction and idempotent: deletes runs whose
    * `timestamp` is before `runsBefore`, daily buckets starting before `dailyBefore`, transitions
    * that occurred before `transitionsBefore` except the newest of each entity, and maintenance
-   * windows that ended before `transitionsBefore` and were fully processed. Returns the counts.
+   * windows whose `end` is before `transitionsBefore` and that have no boundary left to process
+   * (`startedEntities !== null && ended`). Returns the counts.
+   *
+   * A pruned run's `runId` is accepted again: idempotent ingestion (G6) holds within the raw
+   * retention. A transaction still running may commit a record already past a horizon; the next
+   * prune removes it.
    */
   prune(options: {
     readonly runsBefore: Date;

@@ -1,0 +1,177 @@
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  NotFoundError,
+  ValidationError,
+  createHealthEngine,
+  type HealthAdapter,
+  type HealthEngine,
+  type RunInput,
+} from "healthstate";
+import { createMemoryAdapter } from "healthstate/adapters/memory";
+
+const DAY = 24 * 3_600_000;
+const HOUR = 3_600_000;
+const T0 = Date.parse("2026-11-01T00:00:00Z");
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const open: Array<{ engine: HealthEngine; adapter: HealthAdapter }> = [];
+afterEach(async () => {
+  for (const { engine, adapter } of open.splice(0)) {
+    await engine.close();
+    await adapter.close();
+  }
+});
+
+function setup(nowMs: number) {
+  const adapter = createMemoryAdapter();
+  let now = nowMs;
+  const engine = createHealthEngine({
+    ...adapter,
+    timers: false,
+    flapping: { enabled: false },
+    clock: () => new Date(now),
+    retention: { rawRetentionDays: 7, hourlyRetentionDays: 30, dailyRetentionDays: 365 },
+  });
+  open.push({ engine, adapter });
+  return { engine, adapter, setNow: (value: number) => (now = value) };
+}
+
+async function topology(engine: HealthEngine) {
+  (
+    await engine.applyTopology({
+      systems: [
+        {
+          systemId: "api",
+          environmentIds: ["prod", "staging"],
+          checks: [{ checkId: "http", thresholds: { mode: "consecutive", healthy: { minSuccessCount: 1 }, degraded: { minFailureCount: 1 }, unhealthy: { minFailureCount: 1 } } }],
+        },
+      ],
+    })
+  )._unsafeUnwrap();
+}
+
+const run = (ms: number, status: RunInput["status"], extra: Partial<RunInput> = {}): RunInput => ({
+  systemId: "api",
+  checkId: "http",
+  environmentId: "prod",
+  status,
+  timestamp: iso(ms),
+  ...extra,
+});
+
+describe("availability", () => {
+  it("is 87.5% for a 3-hour outage in a 24-hour window, whatever the check interval", async () => {
+    for (const intervalMinutes of [1, 7, 60]) {
+      const { engine } = setup(T0 + 2 * DAY);
+      await topology(engine);
+      const runs: RunInput[] = [];
+      for (let t = T0; t < T0 + DAY; t += intervalMinutes * 60_000) {
+        const down = t >= T0 + 10 * HOUR && t < T0 + 13 * HOUR;
+        runs.push(run(t, down ? "unhealthy" : "healthy"));
+      }
+      // The outage must begin and end exactly on the hour for every interval.
+      runs.push(run(T0 + 10 * HOUR, "unhealthy", { runId: "start" }), run(T0 + 13 * HOUR, "healthy", { runId: "end" }));
+      runs.sort((a, b) => Date.parse(a.timestamp as string) - Date.parse(b.timestamp as string));
+      (await engine.recordRuns(runs))._unsafeUnwrap();
+      const result = (await engine.availability({ entityId: "api::prod", from: iso(T0), to: iso(T0 + DAY) }))._unsafeUnwrap();
+      expect(result.availability).toBeCloseTo(0.875, 10);
+      expect(result.unhealthy).toBeCloseTo(0.125, 10);
+      expect(result.incidents).toBe(1);
+      expect(result.mttrMs).toBe(3 * HOUR);
+      expect(result.mtbfMs).toBeNull();
+      expect(result.successRate).toBeGreaterThan(0.8);
+      expect(result.successRate).toBeLessThan(0.9);
+    }
+  });
+
+  it("clips the window at now and counts degraded as unavailable", async () => {
+    const { engine } = setup(T0 + 4 * HOUR);
+    await topology(engine);
+    (await engine.recordRuns([run(T0 + HOUR, "degraded"), run(T0 + 2 * HOUR, "healthy")]))._unsafeUnwrap();
+    const result = (await engine.availability({ entityId: "api::prod", from: iso(T0), to: iso(T0 + DAY) }))._unsafeUnwrap();
+    expect(result.degraded).toBeCloseTo(0.25, 10);
+    expect(result.availability).toBeCloseTo(0.75, 10);
+    expect(result.healthy + result.degraded + result.unhealthy).toBeCloseTo(1, 10);
+  });
+
+  it("rejects empty, inverted and future windows, unknown and malformed entities", async () => {
+    const { engine } = setup(T0);
+    await topology(engine);
+    expect((await engine.availability({ entityId: "api", from: iso(T0), to: iso(T0) }))._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+    expect((await engine.availability({ entityId: "api", from: iso(T0 + HOUR), to: iso(T0) }))._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+    expect((await engine.availability({ entityId: "api", from: iso(T0 + HOUR), to: iso(T0 + DAY) }))._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+    expect((await engine.availability({ entityId: "ghost", from: iso(T0 - DAY), to: iso(T0) }))._unsafeUnwrapErr()).toBeInstanceOf(NotFoundError);
+    expect((await engine.availability({ entityId: "a::b::c", from: iso(T0 - DAY), to: iso(T0) }))._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+  });
+});
+
+describe("latency", () => {
+  it("merges buckets across slices and hours into exact count/min/max/mean and sketch quantiles", async () => {
+    const { engine } = setup(T0 + DAY);
+    await topology(engine);
+    const latencies: number[] = [];
+    const runs: RunInput[] = [];
+    for (let index = 0; index < 600; index += 1) {
+      const latencyMs = 5 + ((index * 7919) % 1000) / 3;
+      latencies.push(latencyMs);
+      runs.push(run(T0 + index * 60_000, "healthy", { latencyMs, environmentId: index % 2 === 0 ? "prod" : "staging" }));
+    }
+    (await engine.recordRuns(runs))._unsafeUnwrap();
+    const summary = (await engine.latency({ entityId: "api", from: iso(T0), to: iso(T0 + DAY) }))._unsafeUnwrap();
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const exact = (q: number) => sorted[Math.ceil(q * sorted.length) - 1] as number;
+    expect(summary).not.toBeNull();
+    expect(summary?.count).toBe(600);
+    expect(summary?.min).toBe(sorted[0]);
+    expect(summary?.max).toBe(sorted[599]);
+    expect(summary?.mean).toBeCloseTo(latencies.reduce((a, b) => a + b, 0) / 600, 8);
+    for (const [q, value] of [[0.5, summary?.p50], [0.95, summary?.p95], [0.99, summary?.p99]] as const) {
+      expect(Math.abs((value as number) - exact(q)) / exact(q)).toBeLessThanOrEqual(0.011);
+    }
+    const prodOnly = (await engine.latency({ entityId: "api::prod", from: iso(T0), to: iso(T0 + DAY) }))._unsafeUnwrap();
+    expect(prodOnly?.count).toBe(300);
+    expect((await engine.latency({ entityId: "api", from: iso(T0 - DAY), to: iso(T0) }))._unsafeUnwrap()).toBeNull();
+  });
+});
+
+describe("retention", () => {
+  it("rolls hours into days without losing or double-counting, prunes, and is idempotent", async () => {
+    const { engine, setNow } = setup(T0);
+    await topology(engine);
+    const runs: RunInput[] = [];
+    for (let hour = 0; hour < 48; hour += 1) {
+      for (let k = 0; k < 3; k += 1) runs.push(run(T0 + hour * HOUR + k * 60_000, k === 2 ? "unhealthy" : "healthy", { latencyMs: 10 + hour }));
+    }
+    (await engine.recordRuns(runs))._unsafeUnwrap();
+    const window = { entityId: "api::prod", from: iso(T0), to: iso(T0 + 2 * DAY) };
+    setNow(T0 + 2 * DAY + HOUR);
+    const before = (await engine.latency(window))._unsafeUnwrap();
+    const rateBefore = (await engine.availability(window))._unsafeUnwrap().successRate;
+
+    // 31.5 days after the last run: every hour of the first day and most of the second is past the 30-day horizon.
+    setNow(T0 + 31 * DAY + 12 * HOUR);
+    const first = (await engine.runRetention())._unsafeUnwrap();
+    expect(first.hourlyRolled).toBeGreaterThan(24);
+    expect(first.runsPruned).toBe(144);
+    expect((await engine.latency(window))._unsafeUnwrap()).toEqual(before);
+    expect((await engine.availability(window))._unsafeUnwrap().successRate).toBe(rateBefore);
+
+    const second = (await engine.runRetention())._unsafeUnwrap();
+    expect(second).toEqual({ runsPruned: 0, hourlyRolled: 0, dailyPruned: 0, transitionsPruned: 0 });
+    expect((await engine.latency(window))._unsafeUnwrap()).toEqual(before);
+
+    // A year later the daily buckets and old transitions go, but each entity's newest transition stays.
+    const third = (await engine.runRetention({ now: iso(T0 + 400 * DAY) }))._unsafeUnwrap();
+    expect(third.hourlyRolled).toBeGreaterThan(0);
+    expect(third.dailyPruned).toBeGreaterThan(0);
+    expect(third.transitionsPruned).toBeGreaterThan(0);
+    const left = (await engine.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap();
+    expect(left).toHaveLength(1);
+    expect((await engine.inStatusSince("api::prod"))._unsafeUnwrap()).toBe(left[0]?.occurredAt);
+  });
+
+  it("rejects an invalid retention configuration", () => {
+    const adapter = createMemoryAdapter();
+    expect(() => createHealthEngine({ ...adapter, retention: { rawRetentionDays: 30, hourlyRetentionDays: 30 } })).toThrow(ValidationError);
+  });
+});
