@@ -119,19 +119,21 @@ export {
 } from "./engine";
 export { replay, type ReplayInput, type ReplayRejection, type ReplayResult } from "./replay";
 export {
+  EMPTY_SKETCH,
   SKETCH_RELATIVE_ACCURACY,
   addRuns,
+  addToSketch,
   bucketStart,
-  decodeSketch,
   emptyBucket,
-  encodeSketch,
   mergeBuckets,
   mergeSketches,
+  sketchCount,
+  sketchQuantile,
   successRate,
   summarizeLatency,
   type BucketGranularity,
   type BucketKey,
-  type EncodedSketch,
+  type LatencySketch,
   type LatencySummary,
   type RunBucket,
 } from "./buckets";

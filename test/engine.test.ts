@@ -378,7 +378,10 @@ describe("adapter failures", () => {
     const engine = createHealthEngine({
       ...adapter,
       timers: false,
-      store: { ...adapter.store, capabilities: adapter.store.capabilities, transaction: () => Promise.reject(new Error("disk on fire")), getEntitiesById: adapter.store.getEntitiesById.bind(adapter.store), listTransitions: adapter.store.listTransitions.bind(adapter.store) },
+      store: new Proxy(adapter.store, {
+        get: (target, property, receiver) =>
+          property === "transaction" ? () => Promise.reject(new Error("disk on fire")) : (Reflect.get(target, property, receiver) as unknown),
+      }),
     });
     open.push({ engine, adapter });
     const error = (await engine.upsertSystem({ systemId: "s", environmentIds: [] }))._unsafeUnwrapErr();

@@ -19,7 +19,7 @@ import {
   type StoreTransaction,
   type SystemRecord,
 } from "healthstate";
-import { KeyedMutex, createMemoryAdapter, type MemoryAdapter } from "healthstate/adapters/memory";
+import { KeyedMutex, createMemoryAdapter, type MemoryAdapter, type MemoryTransaction } from "healthstate/adapters/memory";
 import { afterEach, describe, expect, it } from "vitest";
 
 // Adapter-specific behaviour of the in-memory adapter. The generic port contract is covered by
@@ -154,7 +154,7 @@ afterEach(async () => {
   }
 });
 
-function read<T>(adapter: MemoryAdapter, fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+function read<T>(adapter: MemoryAdapter, fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
   return adapter.store.transaction({ lockKeys: [] }, fn);
 }
 async function enqueue(adapter: MemoryAdapter, ...events: HealthTransitionEvent[]): Promise<void> {
@@ -1351,7 +1351,7 @@ describe("closing the memory adapter", () => {
     await expect(running).rejects.toBeInstanceOf(ClosedError);
     await expect(captured?.listSystemIds()).rejects.toThrow(/close/);
     await expect(captured?.getMaintenance(["a"])).rejects.toBeInstanceOf(ClosedError);
-    await expect(captured?.getBuckets([])).rejects.toBeInstanceOf(ClosedError);
+    await expect(captured?.deleteBuckets([])).rejects.toBeInstanceOf(ClosedError);
     await expect(captured?.listTransitions({ entityId: "a" })).rejects.toBeInstanceOf(ClosedError);
 
     const closedCalls: Promise<unknown>[] = [

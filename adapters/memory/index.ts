@@ -9,7 +9,7 @@ import { MemoryStore } from "./memory-store";
 export { KeyedMutex } from "./keyed-mutex";
 export { MEMORY_CAPABILITIES } from "./lifecycle";
 export type { MemoryEmitter } from "./memory-emitter";
-export type { MemoryStore, PruneCounts } from "./memory-store";
+export type { MemoryStore, MemoryTransaction, PruneCounts } from "./memory-store";
 
 /** Options of `createMemoryAdapter`. */
 export interface MemoryAdapterOptions {

@@ -1,5 +1,6 @@
 import {
   hasDueBoundary,
+  mergeBuckets,
   type AdapterCapabilities,
   type AssignmentRecord,
   type BucketGranularity,
@@ -47,6 +48,16 @@ function canonicalTime(value: string, name: string): string {
 }
 
 /** Checks a bucket (granularity and start) and returns a copy with its start in canonical form. */
+function keyOfBucket(bucket: RunBucket): BucketKey {
+  return {
+    systemId: bucket.systemId,
+    checkId: bucket.checkId,
+    environmentId: bucket.environmentId,
+    granularity: bucket.granularity,
+    start: bucket.start,
+  };
+}
+
 function storableBucket(bucket: RunBucket): RunBucket {
   if (bucket.granularity !== "hour" && bucket.granularity !== "day") {
     throw new TypeError(`memory adapter: bucket granularity must be "hour" or "day", got ${JSON.stringify(bucket.granularity)}`);
@@ -151,7 +162,7 @@ export class MemoryStore implements HealthStore {
    */
   async transaction<T>(
     _options: { readonly lockKeys: readonly string[] },
-    fn: (tx: StoreTransaction) => Promise<T>,
+    fn: (tx: MemoryTransaction) => Promise<T>,
   ): Promise<T> {
     this.#deps.lifecycle.assertOpen("store.transaction");
     const tx = new MemoryTransaction(this.#tables, this.#deps);
@@ -347,7 +358,8 @@ function deleteWhere<V>(table: CowTable<V>, doomed: (row: V) => boolean): number
  * settles right after) and validates a whole batch before staging any of it, so a rejected
  * batch stages nothing.
  */
-class MemoryTransaction implements StoreTransaction {
+/** The memory store's unit of work: the port's methods, plus `getBuckets`/`putBuckets` for tests and tools. */
+export class MemoryTransaction implements StoreTransaction {
   readonly #tables: Tables;
   readonly #deps: MemoryStoreDeps;
   #ended: "committed" | "rolled back" | undefined;
@@ -579,6 +591,7 @@ class MemoryTransaction implements StoreTransaction {
    * The buckets among `keys` that exist, in the order of `keys` (a repeated key once). A start is
    * matched as an instant: `…T10:00:00Z` and `…T10:00:00.000Z` name the same bucket.
    */
+  /** Not part of the port: reads buckets by key, in the order of the keys (for tests and tools). */
   getBuckets(keys: readonly BucketKey[]): Promise<RunBucket[]> {
     return this.#run("getBuckets", () => {
       const found: RunBucket[] = [];
@@ -595,10 +608,25 @@ class MemoryTransaction implements StoreTransaction {
    * (`Date.prototype.toISOString`). Rejects, staging nothing, when a bucket's start is not an ISO
    * 8601 time or its granularity is unknown. A key repeated in the batch keeps the last bucket.
    */
+  /** Not part of the port: replaces buckets as given (for tests and tools). */
   putBuckets(buckets: readonly RunBucket[]): Promise<void> {
     return this.#run("putBuckets", () => {
       const checked = buckets.map(storableBucket);
       for (const bucket of checked) this.#buckets.put(bucket);
+    });
+  }
+
+  /**
+   * Merges each bucket into the stored one with the same key (`mergeBuckets`), or stores it.
+   * Atomic per call: the whole batch is checked before anything is staged.
+   */
+  addToBuckets(buckets: readonly RunBucket[]): Promise<void> {
+    return this.#run("addToBuckets", () => {
+      const checked = buckets.map(storableBucket);
+      for (const bucket of checked) {
+        const current = this.#buckets.get(bucketKey(bucket));
+        this.#buckets.put(current === undefined ? bucket : mergeBuckets(keyOfBucket(bucket), [current, bucket]));
+      }
     });
   }
 

@@ -1,5 +1,5 @@
 import type { HealthStatus } from "../status";
-import { decodeSketch, encodeSketch, mergeSketches, newSketch, type EncodedSketch } from "./sketch";
+import { EMPTY_SKETCH, addToSketch, mergeSketches, sketchQuantile, type LatencySketch } from "./sketch";
 
 /** Bucket granularities: raw runs roll into hourly buckets, hourly ones into daily ones. */
 export type BucketGranularity = "hour" | "day";
@@ -25,8 +25,8 @@ export interface RunBucket {
   readonly latencySum: number;
   readonly latencyMin: number | null;
   readonly latencyMax: number | null;
-  /** Mergeable quantile sketch of the latencies; `null` when none was reported. */
-  readonly sketch: EncodedSketch | null;
+  /** Mergeable quantile sketch of the latencies (empty when none was reported). */
+  readonly sketch: LatencySketch;
 }
 
 /** Identifies a bucket. */
@@ -51,7 +51,7 @@ export function emptyBucket(key: BucketKey): RunBucket {
     latencySum: 0,
     latencyMin: null,
     latencyMax: null,
-    sketch: null,
+    sketch: EMPTY_SKETCH,
   };
 }
 
@@ -62,8 +62,7 @@ export function addRuns(
 ): RunBucket {
   const counts = { runs: bucket.runs, healthy: bucket.healthy, degraded: bucket.degraded, unhealthy: bucket.unhealthy };
   let { latencyCount, latencySum, latencyMin, latencyMax } = bucket;
-  const sketch = bucket.sketch === null ? undefined : decodeSketch(bucket.sketch);
-  let added = sketch;
+  const latencies: number[] = [];
   for (const run of runs) {
     counts.runs += 1;
     counts[run.status] += 1;
@@ -72,10 +71,10 @@ export function addRuns(
     latencySum += run.latencyMs;
     latencyMin = latencyMin === null ? run.latencyMs : Math.min(latencyMin, run.latencyMs);
     latencyMax = latencyMax === null ? run.latencyMs : Math.max(latencyMax, run.latencyMs);
-    added ??= newSketch();
-    added.accept(run.latencyMs);
+    latencies.push(run.latencyMs);
   }
-  return { ...bucket, ...counts, latencyCount, latencySum, latencyMin, latencyMax, sketch: added === undefined ? null : encodeSketch(added) };
+  const sketch = latencies.length === 0 ? bucket.sketch : addToSketch(bucket.sketch, latencies);
+  return { ...bucket, ...counts, latencyCount, latencySum, latencyMin, latencyMax, sketch };
 }
 
 /**
@@ -84,9 +83,6 @@ export function addRuns(
  */
 export function mergeBuckets(key: BucketKey, buckets: Iterable<RunBucket>): RunBucket {
   const list = [...buckets];
-  const mins = list.map((bucket) => bucket.latencyMin).filter((value): value is number => value !== null);
-  const maxs = list.map((bucket) => bucket.latencyMax).filter((value): value is number => value !== null);
-  const sketch = mergeSketches(list.map((bucket) => bucket.sketch).filter((value): value is string => value !== null));
   return {
     ...key,
     runs: sum(list, "runs"),
@@ -95,9 +91,9 @@ export function mergeBuckets(key: BucketKey, buckets: Iterable<RunBucket>): RunB
     unhealthy: sum(list, "unhealthy"),
     latencyCount: sum(list, "latencyCount"),
     latencySum: sum(list, "latencySum"),
-    latencyMin: mins.length === 0 ? null : Math.min(...mins),
-    latencyMax: maxs.length === 0 ? null : Math.max(...maxs),
-    sketch: sketch === undefined ? null : encodeSketch(sketch),
+    latencyMin: extreme(list, "latencyMin", Math.min),
+    latencyMax: extreme(list, "latencyMax", Math.max),
+    sketch: mergeSketches(list.map((bucket) => bucket.sketch)),
   };
 }
 
@@ -115,13 +111,13 @@ export interface LatencySummary {
 /** Summarizes merged buckets' latencies; `null` when no run reported one. */
 export function summarizeLatency(buckets: Iterable<RunBucket>): LatencySummary | null {
   const list = [...buckets];
-  const merged = mergeSketches(list.map((bucket) => bucket.sketch).filter((value): value is string => value !== null));
   const count = sum(list, "latencyCount");
-  if (merged === undefined || count === 0) return null;
-  const min = Math.min(...list.map((bucket) => bucket.latencyMin ?? Number.POSITIVE_INFINITY));
-  const max = Math.max(...list.map((bucket) => bucket.latencyMax ?? Number.NEGATIVE_INFINITY));
+  const min = extreme(list, "latencyMin", Math.min);
+  const max = extreme(list, "latencyMax", Math.max);
+  if (count === 0 || min === null || max === null) return null;
+  const merged = mergeSketches(list.map((bucket) => bucket.sketch));
   // A sketch's quantile is within 1% of the true one; clamp it into the exact [min, max].
-  const at = (quantile: number) => Math.min(max, Math.max(min, merged.getValueAtQuantile(quantile)));
+  const at = (quantile: number) => Math.min(max, Math.max(min, sketchQuantile(merged, quantile) ?? min));
   return { count, min, max, mean: sum(list, "latencySum") / count, p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
@@ -134,4 +130,17 @@ export function successRate(buckets: Iterable<RunBucket>): number | null {
 
 function sum(buckets: readonly RunBucket[], field: "runs" | "healthy" | "degraded" | "unhealthy" | "latencyCount" | "latencySum"): number {
   return buckets.reduce((total, bucket) => total + bucket[field], 0);
+}
+
+function extreme(
+  buckets: readonly RunBucket[],
+  field: "latencyMin" | "latencyMax",
+  pick: (a: number, b: number) => number,
+): number | null {
+  let result: number | null = null;
+  for (const bucket of buckets) {
+    const value = bucket[field];
+    if (value !== null) result = result === null ? value : pick(result, value);
+  }
+  return result;
 }

@@ -10,4 +10,15 @@ export {
   type LatencySummary,
   type RunBucket,
 } from "./bucket";
-export { SKETCH_RELATIVE_ACCURACY, decodeSketch, encodeSketch, mergeSketches, type EncodedSketch } from "./sketch";
+export {
+  EMPTY_SKETCH,
+  MIN_INDEXABLE,
+  SKETCH_RELATIVE_ACCURACY,
+  addToSketch,
+  mergeSketches,
+  sketchCount,
+  sketchKey,
+  sketchQuantile,
+  sketchValue,
+  type LatencySketch,
+} from "./sketch";

@@ -687,6 +687,9 @@ class Engine implements HealthEngine {
 
   /** Takes the locks in canonical order, runs one store transaction, then wakes delivery. */
   private async unitOfWork<T>(lockKeys: readonly string[], fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    // A group subscribed "from now" must be registered before any later write commits.
+    const registering = [...this.subscriptions].filter((subscription) => !subscription.registrationSettled);
+    if (registering.length > 0) await Promise.all(registering.map((subscription) => subscription.registered));
     const keys = [...new Set(lockKeys)].sort();
     const { lock, store } = this.options;
     const result = await lock.withLock(keys, () => store.transaction({ lockKeys: keys }, fn));
@@ -858,9 +861,9 @@ async function persist(tx: StoreTransaction, workspaces: Iterable<SystemWorkspac
 }
 
 /**
- * Adds accepted runs to their slices' hourly buckets in the same transaction: one read and one
- * write for the whole batch. The entities' locks serialize writers of a system, so the
- * read-modify-write of a bucket cannot lose a concurrent run.
+ * Adds accepted runs to their slices' hourly buckets in the same transaction, with one store call
+ * for the whole batch. The store merges each delta into the stored bucket atomically, so no run is
+ * lost to a concurrent writer and no bucket is read first.
  */
 async function addToBuckets(tx: StoreTransaction, runs: readonly StoredRun[]): Promise<void> {
   if (runs.length === 0) return;
@@ -878,12 +881,7 @@ async function addToBuckets(tx: StoreTransaction, runs: readonly StoredRun[]): P
     if (group === undefined) groups.set(id, { key, runs: [run] });
     else group.runs.push(run);
   }
-  const existing = new Map(
-    (await tx.getBuckets([...groups.values()].map((group) => group.key))).map((bucket) => [bucketId(bucket), bucket]),
-  );
-  await tx.putBuckets(
-    [...groups.entries()].map(([id, group]) => addRuns(existing.get(id) ?? emptyBucket(group.key), group.runs)),
-  );
+  await tx.addToBuckets([...groups.values()].map((group) => addRuns(emptyBucket(group.key), group.runs)));
 }
 
 function bucketId(key: BucketKey): string {
@@ -910,15 +908,7 @@ async function rollHourly(tx: StoreTransaction, systemId: string, before: Date):
     if (group === undefined) days.set(id, { key, hours: [hour] });
     else group.hours.push(hour);
   }
-  const existing = new Map(
-    (await tx.getBuckets([...days.values()].map((day) => day.key))).map((bucket) => [bucketId(bucket), bucket]),
-  );
-  await tx.putBuckets(
-    [...days.entries()].map(([id, day]) => {
-      const current = existing.get(id);
-      return mergeBuckets(day.key, current === undefined ? day.hours : [current, ...day.hours]);
-    }),
-  );
+  await tx.addToBuckets([...days.values()].map((day) => mergeBuckets(day.key, day.hours)));
   await tx.deleteBuckets(hours);
   return hours.length;
 }

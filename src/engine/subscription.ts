@@ -20,8 +20,16 @@ export class Subscription {
   private readonly loopDone: Promise<void>;
   private readonly consumerId: string;
   private markRegistered: () => void = () => undefined;
-  /** Resolves once the group is registered with the emitter (or the subscription stopped first). */
-  readonly registered: Promise<void> = new Promise((resolve) => (this.markRegistered = resolve));
+  /** Whether `registered` has resolved. */
+  registrationSettled = false;
+  /**
+   * Resolves once the first attempt to register the group has settled (or the subscription
+   * stopped first). The engine's writes wait for it, so that `subscribe(…, { from: "now" })`
+   * followed by a write always delivers that write's events.
+   */
+  readonly registered: Promise<void> = new Promise<void>((resolve) => (this.markRegistered = resolve)).then(() => {
+    this.registrationSettled = true;
+  });
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -55,9 +63,13 @@ export class Subscription {
     while (!this.stopped) {
       try {
         if (!registered) {
-          await emitter.registerGroup({ group: this.group, from: this.from });
-          registered = true;
-          this.markRegistered();
+          try {
+            await emitter.registerGroup({ group: this.group, from: this.from });
+            registered = true;
+          } finally {
+            // Writers wait for the first attempt only: a failing store must not hang them.
+            this.markRegistered();
+          }
         }
         const capacity = delivery.concurrency - this.inFlight.size;
         const claimed =

@@ -71,10 +71,14 @@ export interface StoreTransaction {
   putMaintenance(windows: readonly MaintenanceRecord[]): Promise<void>;
   /** Deletes maintenance windows; absent ids are ignored. */
   deleteMaintenance(maintenanceIds: readonly string[]): Promise<void>;
-  /** The buckets among `keys` that exist. */
-  getBuckets(keys: readonly BucketKey[]): Promise<RunBucket[]>;
-  /** Creates or replaces buckets, keyed by (systemId, checkId, environmentId, granularity, start). */
-  putBuckets(buckets: readonly RunBucket[]): Promise<void>;
+  /**
+   * Adds each given bucket into the stored bucket with the same key (systemId, checkId,
+   * environmentId, granularity, start as an instant), or stores it when there is none: counts and
+   * sums add up, min and max combine, sketch bins add up (`mergeBuckets` of `healthstate` does
+   * exactly this). The merge must be atomic per bucket, so two transactions adding to one bucket
+   * both count, whatever their interleaving. Keys within one call are distinct.
+   */
+  addToBuckets(buckets: readonly RunBucket[]): Promise<void>;
   /** Deletes buckets; absent ones are ignored. */
   deleteBuckets(keys: readonly BucketKey[]): Promise<void>;
   /**
