@@ -820,6 +820,24 @@ describe.skipIf(DATABASE_URL === undefined)("postgres adapter on a real server: 
     expect(listenerPool.totalCount - listenerPool.idleCount).toBe(0);
   });
 
+  it("does not LISTEN on a pool of one connection (it would starve every query) and still works by polling", async () => {
+    const { schema } = fixture();
+    await migrate(fixture().client, { schema });
+    const single = fixture().extraPool({ max: 1 });
+    const adapter = createPostgresAdapter({ client: single, schema });
+    fixture().defer(() => adapter.close());
+    const engine = engineOver(adapter, fixture());
+    await setupSystem(engine, "solo", []);
+    const received: number[] = [];
+    engine.subscribe((event) => {
+      received.push(event.sequence);
+    }, { group: "g" });
+    (await engine.recordRun({ systemId: "solo", checkId: "http", status: "unhealthy" }))._unsafeUnwrap();
+    await engine.flush();
+    expect(received).toEqual([1]);
+    expect(await fixture().query("SELECT 1 FROM pg_stat_activity WHERE query = $1", [`LISTEN "${schema}_outbox"`])).toEqual([]);
+  });
+
   it("reconnects the LISTEN connection after its backend is terminated", async () => {
     const { schema } = fixture();
     await migrate(fixture().client, { schema });

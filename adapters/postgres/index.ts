@@ -58,8 +58,9 @@ export interface PostgresAdapterOptions {
   readonly retry?: Partial<TransactionRetryOptions>;
   /**
    * Whether `onAvailable` listeners are woken by LISTEN/NOTIFY. For a pg Pool this holds one
-   * pooled connection while a listener (an engine) is registered; turn it off behind PgBouncer in
-   * transaction mode (delivery then relies on polling alone). @default true
+   * pooled connection while a listener (an engine) is registered, so it is off for a pool whose
+   * `max` is below 2; turn it off behind PgBouncer in transaction mode. Delivery then relies on
+   * polling alone (the engine's `delivery.pollIntervalMs`). @default true
    */
   readonly listen?: boolean;
   /** Receives failures of the LISTEN connection (it reconnects by itself). @default ignore */
@@ -123,7 +124,9 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): Postgres
     starter = pgliteListen(client, names.channel, onBackgroundError);
   } else {
     capabilities = Object.freeze({ durable: true, crossProcess: true });
-    starter = isPgPool(client) ? pgListen(client, names.channel, names.quotedChannel, onBackgroundError) : undefined;
+    // LISTEN holds a connection; on a pool of one it would starve every query, so polling alone it is.
+    const max = isPgPool(client) ? (client.options?.max ?? 10) : 0;
+    starter = isPgPool(client) && max >= 2 ? pgListen(client, names.channel, names.quotedChannel, onBackgroundError) : undefined;
   }
   const hub = new AvailabilityHub(options.listen === false ? undefined : starter);
   const lifecycle = new Lifecycle();

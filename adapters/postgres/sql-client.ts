@@ -48,6 +48,8 @@ export interface PgPoolLike {
   query(text: string, values?: unknown[]): Promise<{ rows: Row[] }>;
   connect(): Promise<PgPoolClientLike>;
   readonly totalCount: number;
+  /** The pool's configuration (`max` is read to keep LISTEN from taking the last connection). */
+  readonly options?: { readonly max?: number | undefined } | undefined;
 }
 
 /** The parts of a PGlite transaction the adapter uses. */
