@@ -326,7 +326,7 @@ for (const backend of BACKENDS) {
           await tx.insertRuns([run]);
           await tx.appendTransitions([{ entityId: "s::prod", systemId: "s", environmentId: "prod", sequence: 1, previousStatus: "healthy", newStatus: "unhealthy", occurredAt: run.timestamp, runId: "r1", checkId: "c" }]);
           await tx.enqueueEvents([transitionEvent("s::prod", 1)]);
-          await tx.query(`INSERT INTO "${fixture().schema}".dead_letters (group_name, entity_id, sequence, event_id, event, attempts, last_error, dead_at) VALUES ('g', 'x', 1, 'x#1', '{}', 1, 'e', now())`);
+          await tx.query(`INSERT INTO "${fixture().schema}".dead_letters (group_name, entity_id, sequence, event_id, event, attempts, last_error, dead_at_ms) VALUES ('g', 'x', 1, 'x#1', '{}', 1, 'e', 0)`);
           throw reason;
         });
         await expect(attempt).rejects.toBe(reason);
@@ -380,6 +380,24 @@ for (const backend of BACKENDS) {
         expect(await adapter.emitter.pendingCount({ group: "g", upTo: "9007199254740992" })).toBe(0);
         const [claimed] = await adapter.emitter.claim({ group: "g", consumerId: "c", limit: 10, leaseMs: 1000, now: at(0) });
         expect(claimed).toEqual({ event: transitionEvent("e", 1), attempt: 1 });
+      });
+
+      it("keep every instant a Date can hold: years 0000-0099, before 1970, far future", async () => {
+        const adapter = fixture().adapter();
+        const engine = engineOver(adapter, fixture());
+        await setupSystem(engine, "old", []);
+        const times = ["0000-03-01T12:00:00.000Z", "0050-06-01T00:00:00.001Z", "1969-12-31T23:59:59.999Z"];
+        for (const [index, timestamp] of times.entries()) {
+          (await engine.recordRun({ systemId: "old", checkId: "http", status: index % 2 === 0 ? "unhealthy" : "healthy", timestamp }))._unsafeUnwrap();
+        }
+        const last = new Date(8.64e15); // the last instant a Date can hold
+        (await engine.recordRun({ systemId: "old", checkId: "http", status: "healthy", timestamp: last }))._unsafeUnwrap();
+        times.push(last.toISOString());
+        const transitions = (await engine.listTransitions({ entityId: "old" }))._unsafeUnwrap();
+        expect(transitions.map((t) => t.occurredAt)).toEqual(times);
+        const window = (await engine.listTransitions({ entityId: "old", from: "0000-01-01T00:00:00Z", to: "1970-01-01T00:00:00Z" }))._unsafeUnwrap();
+        expect(window.map((t) => t.sequence)).toEqual([1, 2, 3]);
+        expect(times[3]).toBe("+275760-09-13T00:00:00.000Z");
       });
 
       it("store ids verbatim: a round trip of every table keeps hostile strings equal", async () => {

@@ -15,7 +15,12 @@ export interface Migration {
 }
 
 const INITIAL = `
--- Topology (SPEC §4). Ids are stored verbatim; lists are JSON arrays (order matters).
+-- Ids are stored verbatim. Times are epoch milliseconds (UTC) in bigint columns named *_ms: every
+-- instant a JavaScript Date can hold fits (timestamptz cannot hold year 0, which ISO 8601 and
+-- the engine accept), and no driver's date parsing stands between a value and its round trip.
+-- to_timestamp(x_ms / 1000.0) reads one as a timestamptz.
+
+-- Topology (SPEC §4). Lists are JSON arrays (order matters).
 CREATE TABLE systems (
   system_id text PRIMARY KEY,
   environment_ids jsonb NOT NULL
@@ -62,9 +67,9 @@ CREATE TABLE runs (
   environment_id text,
   status text NOT NULL CHECK (status IN ('healthy', 'degraded', 'unhealthy')),
   latency_ms double precision,
-  run_at timestamptz NOT NULL,
+  run_at_ms bigint NOT NULL,
   message text,
-  recorded_at timestamptz NOT NULL
+  recorded_at_ms bigint NOT NULL
 );
 
 -- Transition log (SPEC §9), one chain per entity.
@@ -75,7 +80,7 @@ CREATE TABLE transitions (
   environment_id text,
   previous_status text NOT NULL CHECK (previous_status IN ('healthy', 'degraded', 'unhealthy')),
   new_status text NOT NULL CHECK (new_status IN ('healthy', 'degraded', 'unhealthy')),
-  occurred_at timestamptz NOT NULL,
+  occurred_at_ms bigint NOT NULL,
   run_id text,
   check_id text,
   PRIMARY KEY (entity_id, sequence)
@@ -89,10 +94,10 @@ CREATE TABLE outbox (
   sequence bigint NOT NULL,
   event_id text NOT NULL UNIQUE,
   event jsonb NOT NULL,
-  enqueued_at timestamptz NOT NULL,
+  enqueued_at_ms bigint NOT NULL,
   UNIQUE (entity_id, sequence)
 );
-CREATE INDEX outbox_enqueued_at_idx ON outbox (enqueued_at);
+CREATE INDEX outbox_enqueued_at_ms_idx ON outbox (enqueued_at_ms);
 
 -- The highest position ever pruned, so the high watermark never goes back.
 CREATE TABLE outbox_state (
@@ -116,9 +121,11 @@ CREATE TABLE deliveries (
   enqueued_through bigint NOT NULL,
   settled_sequence bigint NOT NULL DEFAULT 0,
   attempts integer NOT NULL DEFAULT 0,
-  next_attempt_at timestamptz NOT NULL DEFAULT '-infinity',
+  -- NULL: due now.
+  next_attempt_at_ms bigint,
   lease_owner text,
-  lease_until timestamptz,
+  -- NULL: not leased.
+  lease_until_ms bigint,
   PRIMARY KEY (group_name, entity_id)
 );
 -- Only rows with undelivered events: claim and pendingCount scan the backlog, not every entity.
@@ -133,7 +140,7 @@ CREATE TABLE dead_letters (
   event jsonb NOT NULL,
   attempts integer NOT NULL,
   last_error text NOT NULL,
-  dead_at timestamptz NOT NULL
+  dead_at_ms bigint NOT NULL
 );
 CREATE INDEX dead_letters_group_name_idx ON dead_letters (group_name, id);
 `;

@@ -2,7 +2,7 @@ import { healthEventSchema, type AdapterCapabilities, type ClaimedEvent, type De
 import type { AdapterContext } from "./context";
 import { pruneLockKey } from "./lock-keys";
 import { withRetry } from "./retry";
-import { arrayLiteral, isoParam, storableText, toDecimal, toInt, toIso } from "./sql-values";
+import { arrayLiteral, dateToMs, msToIso, storableText, toDecimal, toInt } from "./sql-values";
 
 const POSITION = /^\d{1,19}$/u;
 
@@ -82,8 +82,8 @@ export class PostgresEmitter implements HealthEmitter {
     const limit = Math.floor(options.limit);
     if (!(limit > 0)) return [];
     if (!Number.isFinite(options.leaseMs) || options.leaseMs < 0) throw new TypeError("postgres adapter: leaseMs must be a finite number ≥ 0");
-    const now = isoParam(options.now, "now");
-    const leaseUntil = new Date(options.now.getTime() + options.leaseMs).toISOString();
+    const now = dateToMs(options.now, "now");
+    const leaseUntil = now + Math.ceil(options.leaseMs);
     const q = this.#q;
     const { rows } = await this.#ctx.sql.query<{ attempts: unknown; position: unknown; event: unknown }>(
       `WITH picked AS (
@@ -95,14 +95,14 @@ export class PostgresEmitter implements HealthEmitter {
                  ORDER BY o.sequence LIMIT 1
                ) head
           WHERE d.group_name = $1 AND d.enqueued_through > d.settled_sequence
-            AND d.next_attempt_at <= $3::timestamptz
-            AND (d.lease_until IS NULL OR d.lease_until <= $3::timestamptz)
+            AND (d.next_attempt_at_ms IS NULL OR d.next_attempt_at_ms <= $3::bigint)
+            AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= $3::bigint)
           ORDER BY head.position
           LIMIT $4
             FOR UPDATE OF d SKIP LOCKED
        )
        UPDATE ${q}.deliveries d
-          SET attempts = d.attempts + 1, lease_owner = $5, lease_until = $6::timestamptz
+          SET attempts = d.attempts + 1, lease_owner = $5, lease_until_ms = $6::bigint
          FROM picked p
         WHERE d.group_name = $1 AND d.entity_id = p.entity_id AND p.sequence > d.settled_sequence
        RETURNING d.attempts, p.position, p.event`,
@@ -144,7 +144,7 @@ export class PostgresEmitter implements HealthEmitter {
           GROUP BY l.entity_id
        )
        UPDATE ${q}.deliveries d
-          SET settled_sequence = s.sequence, attempts = 0, next_attempt_at = '-infinity', lease_owner = NULL, lease_until = NULL
+          SET settled_sequence = s.sequence, attempts = 0, next_attempt_at_ms = NULL, lease_owner = NULL, lease_until_ms = NULL
          FROM settle s
         WHERE d.group_name = $1 AND d.entity_id = s.entity_id AND d.settled_sequence < s.sequence
        RETURNING d.enqueued_through > d.settled_sequence AS pending`,
@@ -184,14 +184,14 @@ export class PostgresEmitter implements HealthEmitter {
          UPDATE ${q}.deliveries d
             SET settled_sequence = CASE WHEN $4::boolean THEN t.sequence ELSE d.settled_sequence END,
                 attempts = CASE WHEN $4::boolean THEN 0 ELSE d.attempts END,
-                next_attempt_at = CASE WHEN $4::boolean THEN '-infinity'::timestamptz ELSE $5::timestamptz END,
-                lease_owner = NULL, lease_until = NULL
+                next_attempt_at_ms = CASE WHEN $4::boolean THEN NULL ELSE $5::bigint END,
+                lease_owner = NULL, lease_until_ms = NULL
            FROM target t
           WHERE d.group_name = $1 AND d.entity_id = t.entity_id
           RETURNING d.entity_id
        ), dead AS (
-         INSERT INTO ${q}.dead_letters (group_name, entity_id, sequence, event_id, event, attempts, last_error, dead_at)
-         SELECT $1, t.entity_id, t.sequence, t.event_id, t.event, t.attempts, $6, $7::timestamptz
+         INSERT INTO ${q}.dead_letters (group_name, entity_id, sequence, event_id, event, attempts, last_error, dead_at_ms)
+         SELECT $1, t.entity_id, t.sequence, t.event_id, t.event, t.attempts, $6, $7::bigint
            FROM target t WHERE $4::boolean
        )
        SELECT entity_id FROM updated`,
@@ -200,9 +200,9 @@ export class PostgresEmitter implements HealthEmitter {
         options.eventId,
         start,
         options.deadLetter,
-        isoParam(options.retryAt, "retryAt"),
+        dateToMs(options.retryAt, "retryAt"),
         storableText(String(options.error)),
-        isoParam(options.now, "now"),
+        dateToMs(options.now, "now"),
       ],
     );
     if (rows.length > 0) this.#ctx.hub.notify();
@@ -238,8 +238,8 @@ export class PostgresEmitter implements HealthEmitter {
   async listDeadLetters(options: { readonly group?: string; readonly limit?: number }): Promise<DeadLetter[]> {
     this.#assertOpen("listDeadLetters");
     const limit = options.limit === undefined ? null : Math.max(0, Math.floor(options.limit));
-    const { rows } = await this.#ctx.sql.query<{ group_name: string; event: unknown; attempts: unknown; last_error: string; dead_at: unknown }>(
-      `SELECT group_name, event, attempts, last_error, dead_at FROM ${this.#q}.dead_letters
+    const { rows } = await this.#ctx.sql.query<{ group_name: string; event: unknown; attempts: unknown; last_error: string; dead_at_ms: unknown }>(
+      `SELECT group_name, event, attempts, last_error, dead_at_ms FROM ${this.#q}.dead_letters
         WHERE $1::text IS NULL OR group_name = $1
         ORDER BY id DESC LIMIT $2`,
       [options.group ?? null, limit],
@@ -249,7 +249,7 @@ export class PostgresEmitter implements HealthEmitter {
       event: parseEvent(row.event),
       attempts: toInt(row.attempts),
       lastError: row.last_error,
-      deadAt: toIso(row.dead_at),
+      deadAt: msToIso(row.dead_at_ms),
     }));
   }
 
@@ -261,7 +261,7 @@ export class PostgresEmitter implements HealthEmitter {
    */
   async prune(options: { readonly olderThan: Date; readonly maxEvents: number }): Promise<number> {
     this.#assertOpen("prune");
-    const olderThan = isoParam(options.olderThan, "olderThan");
+    const olderThan = dateToMs(options.olderThan, "olderThan");
     const maxEvents = Math.max(0, Math.floor(options.maxEvents));
     const q = this.#q;
     const ctx = this.#ctx;
@@ -278,7 +278,7 @@ export class PostgresEmitter implements HealthEmitter {
         if (locked[0]?.ok !== true) return 0;
         const { rows: byAge } = await tx.query<{ count: unknown; last: unknown }>(
           `WITH gone AS (
-             DELETE FROM ${q}.outbox o WHERE o.enqueued_at < $1::timestamptz AND ${settled} RETURNING o.position
+             DELETE FROM ${q}.outbox o WHERE o.enqueued_at_ms < $1::bigint AND ${settled} RETURNING o.position
            ) SELECT count(*) AS count, coalesce(max(position), 0) AS last FROM gone`,
           [olderThan],
         );

@@ -19,7 +19,7 @@ import type { AdapterContext } from "./context";
 import { advisoryLockKey } from "./lock-keys";
 import { withRetry } from "./retry";
 import type { SqlQueryable } from "./sql-client";
-import { arrayLiteral, compositeKey, isoParam, jsonRows, lastByKey, toInt, toIso } from "./sql-values";
+import { arrayLiteral, compositeKey, dateToMs, isoToMs, jsonRows, lastByKey, msToIso, toInt } from "./sql-values";
 
 /** How a transaction serializes with others, computed from its lock keys. */
 type LockPlan =
@@ -91,18 +91,18 @@ export class PostgresStore implements HealthStore {
     this.#ctx.lifecycle.assertOpen("store.listTransitions");
     const { rows } = await this.#ctx.sql.query<TransitionRow>(
       `SELECT * FROM (
-         SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at, run_id, check_id
+         SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id
            FROM ${this.#q}.transitions
           WHERE entity_id = $1
-            AND ($2::timestamptz IS NULL OR occurred_at >= $2::timestamptz)
-            AND ($3::timestamptz IS NULL OR occurred_at < $3::timestamptz)
+            AND ($2::bigint IS NULL OR occurred_at_ms >= $2::bigint)
+            AND ($3::bigint IS NULL OR occurred_at_ms < $3::bigint)
           ORDER BY sequence DESC
           LIMIT $4
        ) newest ORDER BY sequence`,
       [
         query.entityId,
-        query.from === undefined ? null : isoParam(query.from, "from"),
-        query.to === undefined ? null : isoParam(query.to, "to"),
+        query.from === undefined ? null : dateToMs(query.from, "from"),
+        query.to === undefined ? null : dateToMs(query.to, "to"),
         query.limit === undefined ? null : Math.max(0, Math.floor(query.limit)),
       ],
     );
@@ -313,11 +313,11 @@ class Transaction implements PostgresStoreTransaction {
   async insertRuns(runs: readonly StoredRun[]): Promise<void> {
     if (runs.length === 0) return;
     await this.#sql.query(
-      `INSERT INTO ${this.#q}.runs (run_id, system_id, check_id, environment_id, status, latency_ms, run_at, message, recorded_at)
-       SELECT run_id, system_id, check_id, environment_id, status, latency_ms, run_at, message, recorded_at
+      `INSERT INTO ${this.#q}.runs (run_id, system_id, check_id, environment_id, status, latency_ms, run_at_ms, message, recorded_at_ms)
+       SELECT run_id, system_id, check_id, environment_id, status, latency_ms, run_at_ms, message, recorded_at_ms
          FROM jsonb_to_recordset($1::jsonb)
            AS x(run_id text, system_id text, check_id text, environment_id text, status text,
-                latency_ms double precision, run_at timestamptz, message text, recorded_at timestamptz)`,
+                latency_ms double precision, run_at_ms bigint, message text, recorded_at_ms bigint)`,
       [
         jsonRows(
           runs.map((run) => ({
@@ -327,9 +327,9 @@ class Transaction implements PostgresStoreTransaction {
             environment_id: run.environmentId,
             status: run.status,
             latency_ms: run.latencyMs,
-            run_at: run.timestamp,
+            run_at_ms: isoToMs(run.timestamp, "timestamp"),
             message: run.message,
-            recorded_at: run.recordedAt,
+            recorded_at_ms: isoToMs(run.recordedAt, "recordedAt"),
           })),
         ),
       ],
@@ -340,11 +340,11 @@ class Transaction implements PostgresStoreTransaction {
     if (transitions.length === 0) return;
     await this.#sql.query(
       `INSERT INTO ${this.#q}.transitions
-         (entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at, run_id, check_id)
-       SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at, run_id, check_id
+         (entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id)
+       SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id
          FROM jsonb_to_recordset($1::jsonb)
            AS x(entity_id text, sequence bigint, system_id text, environment_id text, previous_status text,
-                new_status text, occurred_at timestamptz, run_id text, check_id text)`,
+                new_status text, occurred_at_ms bigint, run_id text, check_id text)`,
       [
         jsonRows(
           transitions.map((t) => ({
@@ -354,7 +354,7 @@ class Transaction implements PostgresStoreTransaction {
             environment_id: t.environmentId,
             previous_status: t.previousStatus,
             new_status: t.newStatus,
-            occurred_at: t.occurredAt,
+            occurred_at_ms: isoToMs(t.occurredAt, "occurredAt"),
             run_id: t.runId ?? null,
             check_id: t.checkId ?? null,
           })),
@@ -376,8 +376,8 @@ class Transaction implements PostgresStoreTransaction {
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord integer, entity_id text, sequence bigint, event_id text, event jsonb)
        ), inserted AS (
-         INSERT INTO ${q}.outbox (entity_id, sequence, event_id, event, enqueued_at)
-         SELECT entity_id, sequence, event_id, event, $2::timestamptz FROM x ORDER BY ord
+         INSERT INTO ${q}.outbox (entity_id, sequence, event_id, event, enqueued_at_ms)
+         SELECT entity_id, sequence, event_id, event, $2::bigint FROM x ORDER BY ord
          RETURNING entity_id, sequence
        ), heads AS (
          SELECT entity_id, max(sequence) AS sequence FROM inserted GROUP BY entity_id
@@ -394,7 +394,7 @@ class Transaction implements PostgresStoreTransaction {
         jsonRows(
           events.map((event, ord) => ({ ord, entity_id: event.entityId, sequence: event.sequence, event_id: event.eventId, event })),
         ),
-        isoParam(this.#ctx.clock(), "clock()"),
+        dateToMs(this.#ctx.clock(), "clock()"),
         this.#ctx.names.channel,
       ],
     );
@@ -426,7 +426,7 @@ interface TransitionRow {
   environment_id: string | null;
   previous_status: HealthTransitionRecord["previousStatus"];
   new_status: HealthTransitionRecord["newStatus"];
-  occurred_at: unknown;
+  occurred_at_ms: unknown;
   run_id: string | null;
   check_id: string | null;
 }
@@ -449,7 +449,7 @@ function toTransition(row: TransitionRow): HealthTransitionRecord {
     sequence: toInt(row.sequence),
     previousStatus: row.previous_status,
     newStatus: row.new_status,
-    occurredAt: toIso(row.occurred_at),
+    occurredAt: msToIso(row.occurred_at_ms),
     ...(row.run_id === null ? {} : { runId: row.run_id }),
     ...(row.check_id === null ? {} : { checkId: row.check_id }),
   };

@@ -44,17 +44,23 @@ export function toDecimal(value: unknown): string {
   throw new TypeError(`postgres adapter: expected an integer, got ${String(value)}`);
 }
 
-/** A `timestamptz` value as ISO 8601 UTC with milliseconds. */
-export function toIso(value: unknown): string {
-  const date = value instanceof Date ? value : new Date(String(value));
-  if (Number.isNaN(date.getTime())) throw new TypeError(`postgres adapter: not a timestamp: ${String(value)}`);
-  return date.toISOString();
+/** An epoch-milliseconds column value as ISO 8601 UTC. */
+export function msToIso(value: unknown): string {
+  return new Date(toInt(value)).toISOString();
 }
 
-/** A `Date` parameter as ISO 8601 (both drivers then read it the same way). @throws TypeError for an invalid date. */
-export function isoParam(date: Date, name: string): string {
-  if (!(date instanceof Date) || Number.isNaN(date.getTime())) throw new TypeError(`postgres adapter: ${name} must be a valid Date`);
-  return date.toISOString();
+/** A `Date` as epoch milliseconds (a parameter of a `*_ms` column). @throws TypeError for an invalid date. */
+export function dateToMs(date: Date, name: string): number {
+  const ms = date instanceof Date ? date.getTime() : Number.NaN;
+  if (Number.isNaN(ms)) throw new TypeError(`postgres adapter: ${name} must be a valid Date`);
+  return ms;
+}
+
+/** An ISO 8601 string of a record as epoch milliseconds. @throws TypeError when it does not parse. */
+export function isoToMs(value: string, name: string): number {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new TypeError(`postgres adapter: ${name} is not an ISO 8601 time: ${JSON.stringify(value)}`);
+  return ms;
 }
 
 /** Text Postgres can store: NUL is the one character a `text` or `jsonb` value cannot hold. */
