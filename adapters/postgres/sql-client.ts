@@ -1,0 +1,273 @@
+import { ValidationError } from "healthstate";
+
+/** A result row: column name → value, with `int8` already normalized (see `SqlQueryable.query`). */
+export type Row = Record<string, unknown>;
+
+/**
+ * The structural seam between the adapter and a driver: a query with `$n` parameters and a
+ * multi-statement `exec`. Parameters are only ever strings, numbers, booleans or `null`.
+ */
+export interface SqlQueryable {
+  /** Runs one statement. `int8` values come back as decimal strings whatever the driver. */
+  query<R extends object = Row>(text: string, params?: readonly unknown[]): Promise<{ rows: R[] }>;
+  /** Runs statements without parameters (simple protocol). */
+  exec(text: string): Promise<void>;
+}
+
+/** Per-transaction settings, applied with `SET LOCAL` right after `BEGIN`. */
+export interface TransactionSettings {
+  /** `lock_timeout` in milliseconds (0 = wait forever). */
+  readonly lockTimeoutMs: number;
+  /** `idle_in_transaction_session_timeout` in milliseconds (0 = none). */
+  readonly idleInTransactionTimeoutMs: number;
+}
+
+/** A pooled or embedded database the adapter can run transactions on. */
+export interface SqlClient extends SqlQueryable {
+  readonly kind: "pg" | "pglite";
+  /**
+   * Runs `fn` in one transaction at READ COMMITTED on one connection and commits; rolls back and
+   * rethrows when `fn` rejects. A connection failure while COMMIT was in flight rejects with a
+   * `CommitOutcomeUnknownError`: the transaction may or may not have committed.
+   */
+  transaction<T>(fn: (tx: SqlQueryable) => Promise<T>, settings: TransactionSettings): Promise<T>;
+}
+
+/** The parts of a `pg` `PoolClient` the adapter uses. */
+export interface PgPoolClientLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: Row[]; command?: string }>;
+  release(destroy?: boolean | Error): void;
+  on(event: "notification", listener: (message: { channel: string; payload?: string | undefined }) => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  on(event: "end", listener: () => void): unknown;
+  removeAllListeners(event?: string): unknown;
+}
+
+/** The parts of a `pg` `Pool` the adapter uses. The adapter never ends it: it belongs to the caller. */
+export interface PgPoolLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: Row[] }>;
+  connect(): Promise<PgPoolClientLike>;
+  readonly totalCount: number;
+  /** The pool's configuration (`max` is read to keep LISTEN from taking the last connection). */
+  readonly options?: { readonly max?: number | undefined } | undefined;
+}
+
+/** The parts of a PGlite transaction the adapter uses. */
+export interface PGliteTransactionLike {
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  exec(text: string): Promise<unknown>;
+}
+
+/** The parts of a PGlite instance the adapter uses. The adapter never closes it. */
+export interface PGliteLike {
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  exec(text: string): Promise<unknown>;
+  transaction<T>(callback: (tx: PGliteTransactionLike) => Promise<T>): Promise<T>;
+  listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Absent (or `memory://…`) for an in-memory database. */
+  readonly dataDir?: string | undefined;
+}
+
+/** What `createPostgresAdapter` and `migrate` accept as `client`. */
+export type PostgresClient = PgPoolLike | PGliteLike;
+
+/**
+ * COMMIT was sent but the connection failed before its answer arrived: the transaction may have
+ * committed or not. Never retried automatically; the caller decides (the engine's operations are
+ * idempotent by run id, so re-sending the same run is safe).
+ */
+export class CommitOutcomeUnknownError extends Error {
+  constructor(cause: unknown) {
+    super(`the connection failed while COMMIT was in flight; the transaction may or may not have committed: ${messageOf(cause)}`, { cause });
+    this.name = "CommitOutcomeUnknownError";
+  }
+}
+
+/** Whether `client` looks like a PGlite instance. */
+export function isPglite(client: unknown): client is PGliteLike {
+  const candidate = client as Partial<PGliteLike> | null;
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    typeof candidate.transaction === "function" &&
+    typeof candidate.exec === "function" &&
+    typeof candidate.listen === "function" &&
+    typeof candidate.query === "function"
+  );
+}
+
+/** Whether `client` looks like a `pg` Pool (a single `pg.Client` does not: it has no pool counters). */
+export function isPgPool(client: unknown): client is PgPoolLike {
+  const candidate = client as Partial<PgPoolLike> | null;
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    typeof candidate.connect === "function" &&
+    typeof candidate.query === "function" &&
+    typeof candidate.totalCount === "number"
+  );
+}
+
+/**
+ * Wraps a `pg` Pool or a PGlite instance, detected structurally.
+ * @throws ValidationError when `client` is neither.
+ */
+export function toSqlClient(client: unknown): SqlClient {
+  if (isPglite(client)) return fromPglite(client);
+  if (isPgPool(client)) return fromPgPool(client);
+  throw new ValidationError([{ path: ["client"], message: "must be a pg Pool or a PGlite instance" }]);
+}
+
+function fromPgPool(pool: PgPoolLike): SqlClient {
+  return {
+    kind: "pg",
+    async query<R extends object>(text: string, params: readonly unknown[] = []) {
+      const result = await pool.query(text, [...params]);
+      return { rows: result.rows as R[] };
+    },
+    async exec(text: string) {
+      await pool.query(text);
+    },
+    async transaction<T>(fn: (tx: SqlQueryable) => Promise<T>, settings: TransactionSettings): Promise<T> {
+      const client = await pool.connect();
+      // Destroy the connection instead of returning it to the pool when its state is unknown.
+      let destroy: Error | undefined;
+      try {
+        try {
+          await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}`);
+        } catch (error) {
+          destroy = asError(error);
+          throw error;
+        }
+        let result: T;
+        try {
+          result = await fn(queryable(client));
+        } catch (error) {
+          try {
+            await client.query("ROLLBACK");
+          } catch (rollbackError) {
+            destroy = asError(rollbackError);
+          }
+          throw error;
+        }
+        let commit: { command?: string };
+        try {
+          commit = await client.query("COMMIT");
+        } catch (error) {
+          destroy = asError(error);
+          if (isConnectionError(error)) throw new CommitOutcomeUnknownError(error);
+          throw error;
+        }
+        // COMMIT of a transaction that failed earlier (an error the callback swallowed) rolls back.
+        if (commit.command === "ROLLBACK") throw new Error("the transaction was rolled back by the server (a statement in it failed)");
+        return result;
+      } finally {
+        client.release(destroy);
+      }
+    },
+  };
+}
+
+/**
+ * The statements of one transaction, run one after the other: callers may issue several at once
+ * (the engine loads a workspace with `Promise.all`), and a `pg` client must not be handed a query
+ * while another one is running.
+ */
+function queryable(client: PgPoolClientLike): SqlQueryable {
+  let tail: Promise<unknown> = Promise.resolve();
+  const serialize = <T>(run: () => Promise<T>): Promise<T> => {
+    const next = tail.then(run, run);
+    tail = next.catch(() => undefined);
+    return next;
+  };
+  return {
+    async query<R extends object>(text: string, params: readonly unknown[] = []) {
+      const result = await serialize(() => client.query(text, [...params]));
+      return { rows: result.rows as R[] };
+    },
+    async exec(text: string) {
+      await serialize(() => client.query(text));
+    },
+  };
+}
+
+function fromPglite(db: PGliteLike): SqlClient {
+  const wrap = (target: PGliteTransactionLike): SqlQueryable => ({
+    async query<R extends object>(text: string, params: readonly unknown[] = []) {
+      const result = await target.query(text, [...params]);
+      return { rows: (result.rows as Row[]).map(normalizeRow) as R[] };
+    },
+    async exec(text: string) {
+      await target.exec(text);
+    },
+  });
+  const outside = wrap(db);
+  return {
+    kind: "pglite",
+    query: (text, params) => outside.query(text, params),
+    exec: (text) => outside.exec(text),
+    transaction<T>(fn: (tx: SqlQueryable) => Promise<T>, settings: TransactionSettings): Promise<T> {
+      // PGlite has one connection; `transaction` holds it exclusively (queries from elsewhere wait).
+      return db.transaction(async (tx) => {
+        await tx.exec(`SET TRANSACTION ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}`);
+        return fn(wrap(tx));
+      });
+    },
+  };
+}
+
+/** PGlite returns `int8` as a number when it is safe, else as a `bigint`; `pg` as a string. Make it a string. */
+function normalizeRow(row: Row): Row {
+  let copy: Row | undefined;
+  for (const [key, value] of Object.entries(row)) {
+    if (typeof value !== "bigint") continue;
+    copy ??= { ...row };
+    copy[key] = value.toString();
+  }
+  return copy ?? row;
+}
+
+function settingsSql(settings: TransactionSettings): string {
+  const ms = (value: number) => `'${Math.max(0, Math.floor(value))}ms'`;
+  return `SET LOCAL lock_timeout = ${ms(settings.lockTimeoutMs)}; SET LOCAL idle_in_transaction_session_timeout = ${ms(settings.idleInTransactionTimeoutMs)}`;
+}
+
+const CONNECTION_ERROR_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "57P01", // admin_shutdown (pg_terminate_backend)
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "08007",
+]);
+
+/** Whether `error` means the connection is gone (rather than that the server refused a statement). */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && CONNECTION_ERROR_CODES.has(code)) return true;
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated|not queryable|connection error|Client was closed/iu.test(message);
+}
+
+/** The SQLSTATE of a database error, if it has one. */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,69 @@
+// Parameter encoding and row decoding shared by the store and the emitter. Every value reaches
+// the server as a bound parameter (never inside SQL text); lists travel as one array literal or
+// one JSON document so that a batch is one statement whatever its size.
+
+/** A Postgres array literal of `values` (for a `$n::text[]` or `$n::bigint[]` parameter). */
+export function arrayLiteral(values: readonly (string | bigint | number)[]): string {
+  const items = values.map((value) =>
+    typeof value === "string" ? `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"` : String(value),
+  );
+  return `{${items.join(",")}}`;
+}
+
+/** One JSON document of rows (for `jsonb_to_recordset($n::jsonb)`). */
+export function jsonRows(rows: readonly object[]): string {
+  return JSON.stringify(rows);
+}
+
+/**
+ * Keeps the last of each group of items with the same key, in first-seen order: "create or
+ * replace" semantics for a batch that names a row twice (one upsert statement may not touch a
+ * row twice).
+ */
+export function lastByKey<T>(items: readonly T[], keyOf: (item: T) => string): T[] {
+  const byKey = new Map<string, T>();
+  for (const item of items) byKey.set(keyOf(item), item);
+  return [...byKey.values()];
+}
+
+/** A composite key for `lastByKey` (JSON, so no separator can be forged). */
+export function compositeKey(...parts: readonly (string | number | null)[]): string {
+  return JSON.stringify(parts);
+}
+
+/** An `int8`/`int4`/`count` value as a JS number. @throws TypeError beyond 2^53. */
+export function toInt(value: unknown): number {
+  const number = typeof value === "number" ? value : Number(value);
+  if (!Number.isSafeInteger(number)) throw new TypeError(`postgres adapter: expected an integer, got ${String(value)}`);
+  return number;
+}
+
+/** An `int8` value as a decimal string (positions are opaque tokens). */
+export function toDecimal(value: unknown): string {
+  if (typeof value === "string" || typeof value === "number" || typeof value === "bigint") return String(value);
+  throw new TypeError(`postgres adapter: expected an integer, got ${String(value)}`);
+}
+
+/** An epoch-milliseconds column value as ISO 8601 UTC. */
+export function msToIso(value: unknown): string {
+  return new Date(toInt(value)).toISOString();
+}
+
+/** A `Date` as epoch milliseconds (a parameter of a `*_ms` column). @throws TypeError for an invalid date. */
+export function dateToMs(date: Date, name: string): number {
+  const ms = date instanceof Date ? date.getTime() : Number.NaN;
+  if (Number.isNaN(ms)) throw new TypeError(`postgres adapter: ${name} must be a valid Date`);
+  return ms;
+}
+
+/** An ISO 8601 string of a record as epoch milliseconds. @throws TypeError when it does not parse. */
+export function isoToMs(value: string, name: string): number {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new TypeError(`postgres adapter: ${name} is not an ISO 8601 time: ${JSON.stringify(value)}`);
+  return ms;
+}
+
+/** Text Postgres can store: NUL is the one character a `text` or `jsonb` value cannot hold. */
+export function storableText(value: string): string {
+  return value.replaceAll("\u0000", "\uFFFD");
+}

@@ -1,0 +1,78 @@
+import type { HealthEngine, RunInput } from "healthstate";
+import { describe, expect, it } from "vitest";
+import { flips, runsOf, topologyOf } from "../fixtures";
+import { ok } from "../support";
+import type { SuiteContext } from "./context";
+
+async function stateOf(engine: HealthEngine, entityId: string) {
+  return {
+    state: await ok(engine.getHealth(entityId), "getHealth"),
+    transitions: await ok(engine.listTransitions({ entityId }), "listTransitions"),
+  };
+}
+
+/** SPEC §8 G6: a run id is applied once; every later attempt is reported as a duplicate. */
+export function describeIdempotent({ config, harnesses }: SuiteContext): void {
+  const timeout = config.testTimeoutMs;
+  describe("G6 idempotent ingestion", () => {
+    it(
+      "a runId that was accepted returns { duplicate: true, events: [] } and changes nothing, whatever the run says this time",
+      async () => {
+        const harness = await harnesses.open();
+        const engine = harness.engine();
+        await ok(engine.applyTopology(topologyOf(["again"])), "applyTopology");
+        const [run] = runsOf("again", "again", ["unhealthy"]) as [RunInput];
+        const first = await ok(engine.recordRun(run), "recordRun");
+        expect(first).toMatchObject({ runId: run.runId, duplicate: false });
+        expect(first.events).toHaveLength(1);
+        const before = await stateOf(engine, "again");
+        expect(await ok(engine.recordRun(run), "recordRun again")).toEqual({ runId: run.runId, duplicate: true, events: [] });
+        expect(await ok(engine.recordRun({ ...run, status: "healthy" }), "recordRun changed")).toEqual({
+          runId: run.runId,
+          duplicate: true,
+          events: [],
+        });
+        expect(await stateOf(engine, "again")).toEqual(before);
+      },
+      timeout,
+    );
+
+    it(
+      "a run id repeated inside one batch is applied once, at its first position",
+      async () => {
+        const harness = await harnesses.open();
+        const engine = harness.engine();
+        await ok(engine.applyTopology(topologyOf(["batch"])), "applyTopology");
+        const [failing, recovering] = runsOf("batch", "batch", flips(2)) as [RunInput, RunInput];
+        const outcomes = await ok(engine.recordRuns([failing, { ...failing, status: "healthy" }, recovering, failing]), "recordRuns");
+        expect(outcomes.map((outcome) => [outcome.runId, outcome.duplicate, outcome.events.length])).toEqual([
+          [failing.runId, false, 1],
+          [failing.runId, true, 0],
+          [recovering.runId, false, 1],
+          [failing.runId, true, 0],
+        ]);
+        expect((await stateOf(engine, "batch")).transitions.map((entry) => entry.newStatus)).toEqual(["unhealthy", "healthy"]);
+      },
+      timeout,
+    );
+
+    it(
+      "a run sent to two engines (processes when cross-process) at once is accepted by exactly one",
+      async () => {
+        const harness = await harnesses.open();
+        const [left, right] = await harness.enginePair();
+        await ok(left.applyTopology(topologyOf(["twice"])), "applyTopology");
+        const runs = runsOf("twice", "twice", flips(6));
+        for (const run of runs) {
+          const outcomes = await Promise.all([ok(left.recordRun(run), "left"), ok(right.recordRun(run), "right")]);
+          expect(outcomes.filter((outcome) => !outcome.duplicate), `${run.runId as string}: accepted once`).toHaveLength(1);
+          expect(outcomes.flatMap((outcome) => outcome.events), `${run.runId as string}: one transition`).toHaveLength(1);
+        }
+        const { transitions } = await stateOf(right, "twice");
+        expect(transitions.map((entry) => entry.sequence)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(await ok(left.recordRun(runs[0] as RunInput), "resent later")).toMatchObject({ duplicate: true, events: [] });
+      },
+      timeout,
+    );
+  });
+}

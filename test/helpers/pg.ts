@@ -1,0 +1,135 @@
+// Postgres test backends: one PGlite per test file (always), one small pg Pool per file when
+// DATABASE_URL is set, and a fresh, migrated schema per test, dropped after it.
+import { createHash, randomBytes } from "node:crypto";
+import { PGlite } from "@electric-sql/pglite";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
+import {
+  createPostgresAdapter,
+  migrate,
+  type PostgresAdapter,
+  type PostgresAdapterOptions,
+  type PostgresClient,
+} from "healthstate/adapters/postgres";
+
+/** Connection string of the real server, when the server tier runs. */
+export const DATABASE_URL: string | undefined = process.env.DATABASE_URL || undefined;
+
+export type BackendName = "pglite" | "postgres";
+
+/** The backends this run covers: PGlite always, the real server when DATABASE_URL is set. */
+export const BACKENDS: readonly BackendName[] = DATABASE_URL === undefined ? ["pglite"] : ["pglite", "postgres"];
+
+/** A unique, valid schema name derived from a test's name (readable prefix, hash, random suffix). */
+export function schemaNameFor(testName: string): string {
+  const slug = testName
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/gu, "_")
+    .replace(/^_+|_+$/gu, "")
+    .slice(0, 32);
+  const hash = createHash("sha256").update(testName).digest("hex").slice(0, 8);
+  return `t_${slug}_${hash}${randomBytes(3).toString("hex")}`;
+}
+
+/** Opens a pg Pool on DATABASE_URL. Idle-client errors are swallowed (a test kills backends on purpose). */
+export function openPool(config: pg.PoolConfig = {}): pg.Pool {
+  if (DATABASE_URL === undefined) throw new Error("DATABASE_URL is not set");
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4, ...config });
+  pool.on("error", () => undefined);
+  return pool;
+}
+
+/** Drops a schema and everything in it. */
+export async function dropSchema(client: PostgresClient, schema: string): Promise<void> {
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+}
+
+/** What a test of one backend gets. */
+export interface PgFixture {
+  readonly backend: BackendName;
+  /** The file's shared client (PGlite instance or pg Pool). */
+  readonly client: PostgresClient;
+  /** This test's migrated schema. */
+  readonly schema: string;
+  /** A raw query on the shared client, for assertions. */
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /** Creates an adapter on this test's schema; closed after the test. */
+  adapter(options?: Partial<PostgresAdapterOptions>): PostgresAdapter;
+  /** Opens another pool on the server (closed after the file); server tier only. */
+  extraPool(config?: pg.PoolConfig): pg.Pool;
+  /** Registers a cleanup to run after the test, before the schema is dropped. */
+  defer(cleanup: () => Promise<void> | void): void;
+}
+
+/**
+ * Registers the hooks of one backend in the enclosing `describe` and returns the current test's
+ * fixture (valid inside tests). Each test gets a fresh schema, migrated unless `migrate: false`.
+ * After the file, the PGlite instance is closed and every pool ended; a test fails when an adapter
+ * it created is still open or a pooled connection is still checked out.
+ */
+export function usePgBackend(backend: BackendName, options: { readonly migrate?: boolean } = {}): () => PgFixture {
+  let client: PostgresClient | undefined;
+  let pglite: PGlite | undefined;
+  let pool: pg.Pool | undefined;
+  const extraPools: pg.Pool[] = [];
+  let current: PgFixture | undefined;
+  let cleanups: (() => Promise<void> | void)[] = [];
+
+  beforeAll(async () => {
+    if (backend === "pglite") {
+      pglite = await PGlite.create();
+      client = pglite;
+    } else {
+      pool = openPool({ max: 4 });
+      client = pool;
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all(extraPools.map((extra) => extra.end()));
+    if (pool !== undefined) {
+      expect(pool.totalCount - pool.idleCount, "pooled connections still checked out after the file").toBe(0);
+      await pool.end();
+    }
+    await pglite?.close();
+  });
+
+  beforeEach(async (context) => {
+    const shared = client as PostgresClient;
+    const schema = schemaNameFor(context.task.name);
+    if (options.migrate !== false) await migrate(shared, { schema });
+    cleanups = [];
+    current = {
+      backend,
+      client: shared,
+      schema,
+      query: async <R>(text: string, params: unknown[] = []) => (await shared.query(text, params)).rows as R[],
+      adapter: (adapterOptions = {}) => {
+        const adapter = createPostgresAdapter({ client: shared, schema, ...adapterOptions });
+        cleanups.push(() => adapter.close());
+        return adapter;
+      },
+      extraPool: (config = {}) => {
+        const extra = openPool(config);
+        extraPools.push(extra);
+        return extra;
+      },
+      defer: (cleanup) => {
+        cleanups.push(cleanup);
+      },
+    };
+  });
+
+  afterEach(async () => {
+    const fixture = current;
+    current = undefined;
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    cleanups = [];
+    if (fixture !== undefined) await dropSchema(fixture.client, fixture.schema);
+  });
+
+  return () => {
+    if (current === undefined) throw new Error("the pg fixture is only available inside a test");
+    return current;
+  };
+}
