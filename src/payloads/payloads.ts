@@ -4,43 +4,28 @@ import { classifyHealthChange, type HealthChange } from "../transitions";
 
 const statusSchema = z.enum(HEALTH_STATUSES);
 
+// Fields every trigger payload has; the degraded and changed ones add `newStatus`.
+const commonShape = {
+  systemId: z.string(),
+  environmentId: z.string().optional(),
+  systemName: z.string().optional(),
+  previousStatus: statusSchema,
+  healthyChecks: z.number(),
+  totalChecks: z.number(),
+  timestamp: z.string(),
+};
+
 /**
  * Payload of `healthcheck.system_degraded`. A plain (non-strict) object as in the reference:
  * unknown keys are stripped. `environmentId` is absent for a rollup change.
  */
-export const systemDegradedPayloadSchema = z.object({
-  systemId: z.string(),
-  environmentId: z.string().optional(),
-  systemName: z.string().optional(),
-  previousStatus: statusSchema,
-  newStatus: statusSchema,
-  healthyChecks: z.number(),
-  totalChecks: z.number(),
-  timestamp: z.string(),
-});
+export const systemDegradedPayloadSchema = z.object({ ...commonShape, newStatus: statusSchema });
 
 /** Payload of `healthcheck.system_healthy`: as the degraded one, without `newStatus` (stripped). */
-export const systemHealthyPayloadSchema = z.object({
-  systemId: z.string(),
-  environmentId: z.string().optional(),
-  systemName: z.string().optional(),
-  previousStatus: statusSchema,
-  healthyChecks: z.number(),
-  totalChecks: z.number(),
-  timestamp: z.string(),
-});
+export const systemHealthyPayloadSchema = z.object(commonShape);
 
 /** Payload of `healthcheck.system_health_changed`. */
-export const systemHealthChangedPayloadSchema = z.object({
-  systemId: z.string(),
-  environmentId: z.string().optional(),
-  systemName: z.string().optional(),
-  previousStatus: statusSchema,
-  newStatus: statusSchema,
-  healthyChecks: z.number(),
-  totalChecks: z.number(),
-  timestamp: z.string(),
-});
+export const systemHealthChangedPayloadSchema = z.object({ ...commonShape, newStatus: statusSchema });
 
 export type SystemDegradedPayload = z.output<typeof systemDegradedPayloadSchema>;
 export type SystemHealthyPayload = z.output<typeof systemHealthyPayloadSchema>;
