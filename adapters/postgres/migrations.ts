@@ -145,8 +145,74 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_group_name_idx ON dead_letters (group_name, id);
 `;
 
+const HISTORY_MAINTENANCE = `
+-- Flap detection state of each entity (SPEC §10). history: its newest evaluated statuses, one
+-- letter each (h, d, u), oldest first; NULL when the record has none. flapping_from: its status
+-- when flapping started; '' when it is not flapping; NULL when the record has none.
+ALTER TABLE entities
+  ADD COLUMN history text,
+  ADD COLUMN flapping_from text CHECK (flapping_from IN ('', 'healthy', 'degraded', 'unhealthy'));
+
+-- Run statistics per slice and UTC hour or day (SPEC §9). Every run adds into its slice's hourly
+-- bucket with one INSERT … ON CONFLICT DO UPDATE (counts and sums add up, min/max combine, sketch
+-- bins add up key by key), so concurrent writers never lose a run. Retention rolls hours into days.
+CREATE TABLE buckets (
+  system_id text NOT NULL,
+  check_id text NOT NULL,
+  environment_id text,
+  environment_key text GENERATED ALWAYS AS (coalesce(':' || environment_id, '')) STORED,
+  granularity text NOT NULL CHECK (granularity IN ('hour', 'day')),
+  start_ms bigint NOT NULL,
+  runs bigint NOT NULL,
+  healthy bigint NOT NULL,
+  degraded bigint NOT NULL,
+  unhealthy bigint NOT NULL,
+  latency_count bigint NOT NULL,
+  latency_sum double precision NOT NULL,
+  -- NULL: no run of the bucket reported a latency.
+  latency_min double precision,
+  latency_max double precision,
+  -- The latency sketch: values too small to map, and bin key -> count (a JSON object of integers).
+  sketch_zero bigint NOT NULL,
+  sketch_bins jsonb NOT NULL,
+  -- Key order serves queryBuckets (one system, one granularity, a start range) and
+  -- listBucketsBefore (some systems, one granularity, start before) as well as the upsert.
+  PRIMARY KEY (system_id, granularity, start_ms, check_id, environment_key)
+);
+-- listSystemsWithBucketsBefore and the daily prune: old buckets of one granularity, any system.
+CREATE INDEX buckets_granularity_start_ms_idx ON buckets (granularity, start_ms, system_id);
+
+-- Maintenance windows (SPEC §11). started_entities: the entities that received
+-- maintenance_started (NULL until the start boundary was processed); ended: whether
+-- maintenance_ended was emitted.
+CREATE TABLE maintenance (
+  maintenance_id text PRIMARY KEY,
+  entity_id text NOT NULL,
+  system_id text NOT NULL,
+  -- NULL: the window covers the whole system.
+  environment_id text,
+  start_ms bigint NOT NULL,
+  end_ms bigint NOT NULL,
+  reason text,
+  started_entities jsonb,
+  ended boolean NOT NULL,
+  created_at_ms bigint NOT NULL
+);
+CREATE INDEX maintenance_system_id_idx ON maintenance (system_id);
+-- Windows with a boundary left to process: findDueMaintenance reads only these, so processed
+-- windows cost nothing however many accumulate.
+CREATE INDEX maintenance_open_idx ON maintenance (system_id, start_ms, end_ms) WHERE started_entities IS NULL OR NOT ended;
+
+-- Retention (prune) deletes by age.
+CREATE INDEX runs_run_at_ms_idx ON runs (run_at_ms);
+CREATE INDEX transitions_occurred_at_ms_idx ON transitions (occurred_at_ms);
+`;
+
 /** The adapter's migrations, in the order they are applied. Never edit one that was released. */
-export const MIGRATIONS: readonly Migration[] = Object.freeze([Object.freeze({ id: "0001_initial", sql: INITIAL.trim() + "\n" })]);
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  Object.freeze({ id: "0001_initial", sql: INITIAL.trim() + "\n" }),
+  Object.freeze({ id: "0002_history_maintenance", sql: HISTORY_MAINTENANCE.trim() + "\n" }),
+]);
 
 /** The checksum `migrate` records for a migration: SHA-256 (hex) of its SQL text. */
 export function migrationChecksum(migration: Migration): string {
