@@ -1,25 +1,44 @@
-import type {
-  AdapterCapabilities,
-  AssignmentRecord,
-  EntityRecord,
-  HealthEntityState,
-  HealthEvent,
-  HealthStore,
-  HealthTransitionRecord,
-  SliceKey,
-  SliceRecord,
-  SliceState,
-  StoreTransaction,
-  StoredRun,
-  SystemRecord,
-  Thresholds,
-  TransitionQuery,
+import {
+  mergeBuckets,
+  type AdapterCapabilities,
+  type AssignmentRecord,
+  type BucketGranularity,
+  type BucketKey,
+  type BucketQuery,
+  type EntityRecord,
+  type HealthEntityState,
+  type HealthEvent,
+  type HealthStatus,
+  type HealthStore,
+  type HealthTransitionRecord,
+  type MaintenanceRecord,
+  type RunBucket,
+  type SliceKey,
+  type SliceRecord,
+  type SliceState,
+  type StoreTransaction,
+  type StoredRun,
+  type SystemRecord,
+  type Thresholds,
+  type TransitionQuery,
 } from "healthstate";
 import type { AdapterContext } from "./context";
 import { advisoryLockKey } from "./lock-keys";
 import { withRetry } from "./retry";
 import type { SqlQueryable } from "./sql-client";
-import { arrayLiteral, compositeKey, dateToMs, isoToMs, jsonRows, lastByKey, msToIso, toInt } from "./sql-values";
+import {
+  arrayLiteral,
+  compareStrings,
+  compositeKey,
+  dateToMs,
+  isoToMs,
+  jsonRows,
+  lastByKey,
+  limitOf,
+  msToIso,
+  toFloat,
+  toInt,
+} from "./sql-values";
 
 /** How a transaction serializes with others, computed from its lock keys. */
 type LockPlan =
@@ -81,7 +100,7 @@ export class PostgresStore implements HealthStore {
     this.#ctx.lifecycle.assertOpen("store.getEntitiesById");
     if (entityIds.length === 0) return [];
     const { rows } = await this.#ctx.sql.query<EntityRow>(
-      `SELECT entity_id, system_id, environment_id, state, sequence FROM ${this.#q}.entities WHERE entity_id = ANY($1::text[])`,
+      `SELECT ${ENTITY_COLUMNS} FROM ${this.#q}.entities WHERE entity_id = ANY($1::text[])`,
       [arrayLiteral([...new Set(entityIds)])],
     );
     return rows.map(toEntity);
@@ -89,25 +108,152 @@ export class PostgresStore implements HealthStore {
 
   async listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]> {
     this.#ctx.lifecycle.assertOpen("store.listTransitions");
-    const { rows } = await this.#ctx.sql.query<TransitionRow>(
-      `SELECT * FROM (
-         SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id
-           FROM ${this.#q}.transitions
-          WHERE entity_id = $1
-            AND ($2::bigint IS NULL OR occurred_at_ms >= $2::bigint)
-            AND ($3::bigint IS NULL OR occurred_at_ms < $3::bigint)
-          ORDER BY sequence DESC
-          LIMIT $4
-       ) newest ORDER BY sequence`,
-      [
-        query.entityId,
-        query.from === undefined ? null : dateToMs(query.from, "from"),
-        query.to === undefined ? null : dateToMs(query.to, "to"),
-        query.limit === undefined ? null : Math.max(0, Math.floor(query.limit)),
-      ],
-    );
-    return rows.map(toTransition);
+    return selectTransitions(this.#ctx.sql, this.#q, query);
   }
+
+  /** Ordered by start (as an instant), then by maintenance id in code-unit order, as the memory adapter. */
+  async listMaintenance(query: { readonly maintenanceId?: string; readonly systemId?: string }): Promise<MaintenanceRecord[]> {
+    this.#ctx.lifecycle.assertOpen("store.listMaintenance");
+    const { rows } = await this.#ctx.sql.query<MaintenanceRow>(
+      `SELECT ${MAINTENANCE_COLUMNS} FROM ${this.#q}.maintenance
+        WHERE ($1::text IS NULL OR maintenance_id = $1::text) AND ($2::text IS NULL OR system_id = $2::text)
+        ORDER BY start_ms, maintenance_id COLLATE "C"`,
+      [query.maintenanceId ?? null, query.systemId ?? null],
+    );
+    return rows.map(toMaintenance).sort(compareWindows);
+  }
+
+  /**
+   * Sorted system ids, each once. Reads only windows with a boundary left to process (the partial
+   * index `maintenance_open_idx`); the predicate is `hasDueBoundary` of `healthstate`.
+   */
+  async findDueMaintenance(now: Date): Promise<string[]> {
+    this.#ctx.lifecycle.assertOpen("store.findDueMaintenance");
+    const { rows } = await this.#ctx.sql.query<{ system_id: string }>(
+      `SELECT DISTINCT system_id FROM ${this.#q}.maintenance
+        WHERE (started_entities IS NULL OR NOT ended)
+          AND CASE WHEN started_entities IS NULL THEN start_ms <= $1::bigint ELSE end_ms <= $1::bigint END`,
+      [dateToMs(now, "now")],
+    );
+    return rows.map((row) => row.system_id).sort(compareStrings);
+  }
+
+  /** Ordered oldest first, then by slice (system, check, environment; env-less first), as the memory adapter. */
+  async queryBuckets(query: BucketQuery): Promise<RunBucket[]> {
+    this.#ctx.lifecycle.assertOpen("store.queryBuckets");
+    const from = dateToMs(query.from, "from");
+    const to = dateToMs(query.to, "to");
+    const { rows } = await this.#ctx.sql.query<BucketRow>(
+      `SELECT ${BUCKET_COLUMNS} FROM ${this.#q}.buckets
+        WHERE system_id = $1 AND granularity = $2 AND start_ms >= $3::bigint AND start_ms < $4::bigint
+          AND ($5::text IS NULL OR environment_id = $5::text)
+        ORDER BY ${BUCKET_ORDER}`,
+      [query.systemId, query.granularity, from, to, query.environmentId ?? null],
+    );
+    return rows.map(toBucket).sort(compareBuckets);
+  }
+
+  /** Sorted system ids, each once (index `buckets_granularity_start_ms_idx`). */
+  async listSystemsWithBucketsBefore(query: { readonly granularity: BucketGranularity; readonly before: Date }): Promise<string[]> {
+    this.#ctx.lifecycle.assertOpen("store.listSystemsWithBucketsBefore");
+    const { rows } = await this.#ctx.sql.query<{ system_id: string }>(
+      `SELECT DISTINCT system_id FROM ${this.#q}.buckets WHERE granularity = $1 AND start_ms < $2::bigint`,
+      [query.granularity, dateToMs(query.before, "before")],
+    );
+    return rows.map((row) => row.system_id).sort(compareStrings);
+  }
+
+  /**
+   * Retention, as the memory adapter's `prune`: deletes runs whose timestamp is before
+   * `runsBefore`, daily buckets starting before `dailyBefore`, transitions that occurred before
+   * `transitionsBefore` except each entity's newest (highest sequence), and maintenance windows
+   * fully processed (`started_entities IS NOT NULL AND ended`) whose end is before
+   * `transitionsBefore`. Each part runs as statements of at most `PRUNE_BATCH` rows, each
+   * statement its own short transaction (retried after a deadlock or lock timeout), so neither
+   * the lock table nor the WAL of one transaction grows with the backlog. Idempotent: a statement
+   * only deletes what is still past its horizon, so running it again, or after a crash halfway,
+   * deletes the rest and never too much.
+   */
+  async prune(options: {
+    readonly runsBefore: Date;
+    readonly dailyBefore: Date;
+    readonly transitionsBefore: Date;
+  }): Promise<{ readonly runs: number; readonly daily: number; readonly transitions: number; readonly maintenance: number }> {
+    this.#ctx.lifecycle.assertOpen("store.prune");
+    const runsBefore = dateToMs(options.runsBefore, "runsBefore");
+    const dailyBefore = dateToMs(options.dailyBefore, "dailyBefore");
+    const transitionsBefore = dateToMs(options.transitionsBefore, "transitionsBefore");
+    const q = this.#q;
+    const runs = await this.#deleteInBatches(
+      `DELETE FROM ${q}.runs WHERE run_id IN (SELECT run_id FROM ${q}.runs WHERE run_at_ms < $1::bigint LIMIT $2)`,
+      runsBefore,
+    );
+    const daily = await this.#deleteInBatches(
+      `DELETE FROM ${q}.buckets b USING (
+         SELECT system_id, granularity, start_ms, check_id, environment_key FROM ${q}.buckets
+          WHERE granularity = 'day' AND start_ms < $1::bigint LIMIT $2) old
+        WHERE b.system_id = old.system_id AND b.granularity = old.granularity AND b.start_ms = old.start_ms
+          AND b.check_id = old.check_id AND b.environment_key = old.environment_key`,
+      dailyBefore,
+    );
+    // A transition goes when a later one of its entity exists: each entity's newest stays, whatever its age.
+    const transitions = await this.#deleteInBatches(
+      `DELETE FROM ${q}.transitions t USING (
+         SELECT o.entity_id, o.sequence FROM ${q}.transitions o
+          WHERE o.occurred_at_ms < $1::bigint
+            AND EXISTS (SELECT 1 FROM ${q}.transitions n WHERE n.entity_id = o.entity_id AND n.sequence > o.sequence)
+          LIMIT $2) old
+        WHERE t.entity_id = old.entity_id AND t.sequence = old.sequence`,
+      transitionsBefore,
+    );
+    const maintenance = await this.#deleteInBatches(
+      `DELETE FROM ${q}.maintenance WHERE maintenance_id IN (
+         SELECT maintenance_id FROM ${q}.maintenance
+          WHERE started_entities IS NOT NULL AND ended AND end_ms < $1::bigint LIMIT $2)`,
+      transitionsBefore,
+    );
+    return { runs, daily, transitions, maintenance };
+  }
+
+  /** Runs a `DELETE … LIMIT $2` statement (`$1`: the horizon) until it deletes fewer than a batch; returns the total. */
+  async #deleteInBatches(statement: string, horizon: number): Promise<number> {
+    const ctx = this.#ctx;
+    let total = 0;
+    for (;;) {
+      ctx.lifecycle.assertOpen("store.prune");
+      const { rows } = await withRetry(ctx.retry, () =>
+        ctx.sql.query<{ n: unknown }>(`WITH deleted AS (${statement} RETURNING 1) SELECT count(*) AS n FROM deleted`, [horizon, PRUNE_BATCH]),
+      );
+      const deleted = toInt(rows[0]?.n ?? 0);
+      total += deleted;
+      if (deleted < PRUNE_BATCH) return total;
+    }
+  }
+}
+
+/** Rows deleted per statement by `prune`. */
+const PRUNE_BATCH = 10_000;
+
+/** An entity's transitions in sequence order, `from ≤ occurredAt < to`, the `limit` highest sequences. */
+async function selectTransitions(sql: SqlQueryable, q: string, query: TransitionQuery): Promise<HealthTransitionRecord[]> {
+  const { rows } = await sql.query<TransitionRow>(
+    `SELECT * FROM (
+       SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id
+         FROM ${q}.transitions
+        WHERE entity_id = $1
+          AND ($2::bigint IS NULL OR occurred_at_ms >= $2::bigint)
+          AND ($3::bigint IS NULL OR occurred_at_ms < $3::bigint)
+        ORDER BY sequence DESC
+        LIMIT $4
+     ) newest ORDER BY sequence`,
+    [
+      query.entityId,
+      query.from === undefined ? null : dateToMs(query.from, "from"),
+      query.to === undefined ? null : dateToMs(query.to, "to"),
+      query.limit === undefined ? null : limitOf(query.limit),
+    ],
+  );
+  return rows.map(toTransition);
 }
 
 async function takeLocks(sql: SqlQueryable, plan: LockPlan, barrierKey: string): Promise<void> {
@@ -274,12 +420,16 @@ class Transaction implements PostgresStoreTransaction {
   async getEntities(systemIds: readonly string[]): Promise<EntityRecord[]> {
     if (systemIds.length === 0) return [];
     const { rows } = await this.#sql.query<EntityRow>(
-      `SELECT entity_id, system_id, environment_id, state, sequence FROM ${this.#q}.entities WHERE system_id = ANY($1::text[])`,
+      `SELECT ${ENTITY_COLUMNS} FROM ${this.#q}.entities WHERE system_id = ANY($1::text[])`,
       [arrayLiteral(systemIds)],
     );
     return rows.map(toEntity);
   }
 
+  /**
+   * `history` and `flappingFrom` round-trip exactly: an absent field is stored as NULL and read
+   * back absent; `flappingFrom: null` is stored as `''` (not flapping) and read back `null`.
+   */
   async putEntities(entities: readonly EntityRecord[]): Promise<void> {
     const rows = lastByKey(entities, (e) => e.entityId).map((e) => ({
       entity_id: e.entityId,
@@ -287,16 +437,19 @@ class Transaction implements PostgresStoreTransaction {
       environment_id: e.environmentId,
       state: e.state,
       sequence: e.sequence,
+      history: e.history ?? null,
+      flapping_from: e.flappingFrom === undefined ? null : (e.flappingFrom ?? ""),
     }));
     if (rows.length === 0) return;
     await this.#sql.query(
-      `INSERT INTO ${this.#q}.entities (entity_id, system_id, environment_id, state, sequence)
-       SELECT entity_id, system_id, environment_id, state, sequence
+      `INSERT INTO ${this.#q}.entities (entity_id, system_id, environment_id, state, sequence, history, flapping_from)
+       SELECT entity_id, system_id, environment_id, state, sequence, history, flapping_from
          FROM jsonb_to_recordset($1::jsonb)
-           AS x(entity_id text, system_id text, environment_id text, state jsonb, sequence bigint)
+           AS x(entity_id text, system_id text, environment_id text, state jsonb, sequence bigint, history text, flapping_from text)
        ON CONFLICT (entity_id) DO UPDATE
          SET system_id = EXCLUDED.system_id, environment_id = EXCLUDED.environment_id,
-             state = EXCLUDED.state, sequence = EXCLUDED.sequence`,
+             state = EXCLUDED.state, sequence = EXCLUDED.sequence,
+             history = EXCLUDED.history, flapping_from = EXCLUDED.flapping_from`,
       [jsonRows(rows)],
     );
   }
@@ -400,7 +553,147 @@ class Transaction implements PostgresStoreTransaction {
     );
     this.enqueued = true;
   }
+
+  async listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]> {
+    return selectTransitions(this.#sql, this.#q, query);
+  }
+
+  async getMaintenance(systemIds: readonly string[]): Promise<MaintenanceRecord[]> {
+    if (systemIds.length === 0) return [];
+    const { rows } = await this.#sql.query<MaintenanceRow>(
+      `SELECT ${MAINTENANCE_COLUMNS} FROM ${this.#q}.maintenance WHERE system_id = ANY($1::text[])`,
+      [arrayLiteral(systemIds)],
+    );
+    return rows.map(toMaintenance);
+  }
+
+  /**
+   * Creates or replaces windows (a repeated id keeps the last). Rejects with a `TypeError`, before
+   * any SQL, when a window's `start`, `end` or `createdAt` is not an ISO 8601 time. Times are
+   * stored as epoch milliseconds and read back in canonical ISO form (`toISOString`).
+   */
+  async putMaintenance(windows: readonly MaintenanceRecord[]): Promise<void> {
+    const rows = lastByKey(windows, (w) => w.maintenanceId).map((w) => ({
+      maintenance_id: w.maintenanceId,
+      entity_id: w.entityId,
+      system_id: w.systemId,
+      environment_id: w.environmentId,
+      start_ms: isoToMs(w.start, "maintenance start"),
+      end_ms: isoToMs(w.end, "maintenance end"),
+      reason: w.reason,
+      started_entities: w.startedEntities,
+      ended: w.ended,
+      created_at_ms: isoToMs(w.createdAt, "maintenance createdAt"),
+    }));
+    if (rows.length === 0) return;
+    await this.#sql.query(
+      `INSERT INTO ${this.#q}.maintenance
+         (maintenance_id, entity_id, system_id, environment_id, start_ms, end_ms, reason, started_entities, ended, created_at_ms)
+       SELECT maintenance_id, entity_id, system_id, environment_id, start_ms, end_ms, reason, started_entities, ended, created_at_ms
+         FROM jsonb_to_recordset($1::jsonb)
+           AS x(maintenance_id text, entity_id text, system_id text, environment_id text, start_ms bigint, end_ms bigint,
+                reason text, started_entities jsonb, ended boolean, created_at_ms bigint)
+       ON CONFLICT (maintenance_id) DO UPDATE
+         SET entity_id = EXCLUDED.entity_id, system_id = EXCLUDED.system_id, environment_id = EXCLUDED.environment_id,
+             start_ms = EXCLUDED.start_ms, end_ms = EXCLUDED.end_ms, reason = EXCLUDED.reason,
+             started_entities = EXCLUDED.started_entities, ended = EXCLUDED.ended, created_at_ms = EXCLUDED.created_at_ms`,
+      [jsonRows(rows)],
+    );
+  }
+
+  async deleteMaintenance(maintenanceIds: readonly string[]): Promise<void> {
+    if (maintenanceIds.length === 0) return;
+    await this.#sql.query(`DELETE FROM ${this.#q}.maintenance WHERE maintenance_id = ANY($1::text[])`, [
+      arrayLiteral([...new Set(maintenanceIds)]),
+    ]);
+  }
+
+  /**
+   * One statement whatever the batch: `INSERT … ON CONFLICT DO UPDATE` adds each bucket into the
+   * stored one in SQL (counts and sums add, `least`/`greatest` combine min and max ignoring
+   * NULLs, sketch bins add key by key), so the merge is atomic per row: a concurrent writer's
+   * addition waits for the row lock and then adds onto the committed row; neither is lost. Rows
+   * are written in key order, so two batches cannot deadlock on each other. Keys repeated in the
+   * batch are merged first (`mergeBuckets`). Rejects with a `TypeError`, before any SQL, for
+   * a start that is not an ISO 8601 time or an unknown granularity.
+   */
+  async addToBuckets(buckets: readonly RunBucket[]): Promise<void> {
+    const rows = mergeRepeatedKeys(buckets).map(toBucketParams);
+    if (rows.length === 0) return;
+    await this.#sql.query(
+      `INSERT INTO ${this.#q}.buckets AS b (${BUCKET_COLUMNS})
+       SELECT ${BUCKET_COLUMNS}
+         FROM jsonb_to_recordset($1::jsonb)
+           AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint,
+                runs bigint, healthy bigint, degraded bigint, unhealthy bigint, latency_count bigint,
+                latency_sum double precision, latency_min double precision, latency_max double precision,
+                sketch_zero bigint, sketch_bins jsonb)
+        ORDER BY system_id, granularity, start_ms, check_id, coalesce(':' || environment_id, '')
+       ON CONFLICT (system_id, granularity, start_ms, check_id, environment_key) DO UPDATE
+         SET runs = b.runs + EXCLUDED.runs,
+             healthy = b.healthy + EXCLUDED.healthy,
+             degraded = b.degraded + EXCLUDED.degraded,
+             unhealthy = b.unhealthy + EXCLUDED.unhealthy,
+             latency_count = b.latency_count + EXCLUDED.latency_count,
+             latency_sum = b.latency_sum + EXCLUDED.latency_sum,
+             latency_min = least(b.latency_min, EXCLUDED.latency_min),
+             latency_max = greatest(b.latency_max, EXCLUDED.latency_max),
+             sketch_zero = b.sketch_zero + EXCLUDED.sketch_zero,
+             sketch_bins = CASE
+               WHEN EXCLUDED.sketch_bins = '{}'::jsonb THEN b.sketch_bins
+               WHEN b.sketch_bins = '{}'::jsonb THEN EXCLUDED.sketch_bins
+               ELSE (SELECT coalesce(jsonb_object_agg(bin.key, bin.total), '{}'::jsonb)
+                       FROM (SELECT e.key, sum(e.value::numeric) AS total
+                               FROM (SELECT * FROM jsonb_each_text(b.sketch_bins)
+                                     UNION ALL
+                                     SELECT * FROM jsonb_each_text(EXCLUDED.sketch_bins)) AS e
+                              GROUP BY e.key) AS bin)
+             END`,
+      [jsonRows(rows)],
+    );
+  }
+
+  /** Absent keys are ignored. Rejects with a `TypeError`, before any SQL, for a start that is not an ISO 8601 time. */
+  async deleteBuckets(keys: readonly BucketKey[]): Promise<void> {
+    const rows = keys.map((key) => ({
+      system_id: key.systemId,
+      check_id: key.checkId,
+      environment_id: key.environmentId,
+      granularity: key.granularity,
+      start_ms: isoToMs(key.start, "bucket start"),
+    }));
+    if (rows.length === 0) return;
+    await this.#sql.query(
+      `DELETE FROM ${this.#q}.buckets b
+        USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint)
+        WHERE b.system_id = x.system_id AND b.granularity = x.granularity AND b.start_ms = x.start_ms
+          AND b.check_id = x.check_id AND b.environment_key = coalesce(':' || x.environment_id, '')`,
+      [jsonRows(rows)],
+    );
+  }
+
+  /** Oldest first, then by slice (system, check, environment; env-less first), as the memory adapter; `limit` rounded down. */
+  async listBucketsBefore(query: {
+    readonly systemIds: readonly string[];
+    readonly granularity: BucketGranularity;
+    readonly before: Date;
+    readonly limit: number;
+  }): Promise<RunBucket[]> {
+    const before = dateToMs(query.before, "before");
+    const limit = limitOf(query.limit);
+    if (query.systemIds.length === 0 || limit === 0) return [];
+    const { rows } = await this.#sql.query<BucketRow>(
+      `SELECT ${BUCKET_COLUMNS} FROM ${this.#q}.buckets
+        WHERE system_id = ANY($1::text[]) AND granularity = $2 AND start_ms < $3::bigint
+        ORDER BY ${BUCKET_ORDER}
+        LIMIT $4`,
+      [arrayLiteral([...new Set(query.systemIds)]), query.granularity, before, limit],
+    );
+    return rows.map(toBucket).sort(compareBuckets);
+  }
 }
+
+const ENTITY_COLUMNS = "entity_id, system_id, environment_id, state, sequence, history, flapping_from";
 
 interface EntityRow {
   entity_id: string;
@@ -408,6 +701,54 @@ interface EntityRow {
   environment_id: string | null;
   state: HealthEntityState | null;
   sequence: unknown;
+  history: string | null;
+  /** `''`: not flapping (`flappingFrom: null`); NULL: absent. */
+  flapping_from: HealthStatus | "" | null;
+}
+
+const MAINTENANCE_COLUMNS =
+  "maintenance_id, entity_id, system_id, environment_id, start_ms, end_ms, reason, started_entities, ended, created_at_ms";
+
+interface MaintenanceRow {
+  maintenance_id: string;
+  entity_id: string;
+  system_id: string;
+  environment_id: string | null;
+  start_ms: unknown;
+  end_ms: unknown;
+  reason: string | null;
+  started_entities: string[] | null;
+  ended: boolean;
+  created_at_ms: unknown;
+}
+
+const BUCKET_COLUMNS =
+  "system_id, check_id, environment_id, granularity, start_ms, runs, healthy, degraded, unhealthy, " +
+  "latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins";
+
+/**
+ * Oldest first, then by slice; `COLLATE "C"` compares bytes (code points), the memory adapter
+ * compares UTF-16 code units: the two differ only between characters above U+FFFF and those in
+ * U+E000–U+FFFF, which is why results are sorted once more in TypeScript.
+ */
+const BUCKET_ORDER = `start_ms, system_id COLLATE "C", check_id COLLATE "C", environment_key COLLATE "C"`;
+
+interface BucketRow {
+  system_id: string;
+  check_id: string;
+  environment_id: string | null;
+  granularity: BucketGranularity;
+  start_ms: unknown;
+  runs: unknown;
+  healthy: unknown;
+  degraded: unknown;
+  unhealthy: unknown;
+  latency_count: unknown;
+  latency_sum: unknown;
+  latency_min: unknown;
+  latency_max: unknown;
+  sketch_zero: unknown;
+  sketch_bins: Record<string, unknown>;
 }
 
 interface AssignmentRow {
@@ -438,7 +779,105 @@ function toEntity(row: EntityRow): EntityRecord {
     environmentId: row.environment_id,
     state: row.state,
     sequence: toInt(row.sequence),
+    ...(row.history === null ? {} : { history: row.history }),
+    ...(row.flapping_from === null ? {} : { flappingFrom: row.flapping_from === "" ? null : row.flapping_from }),
   };
+}
+
+function toMaintenance(row: MaintenanceRow): MaintenanceRecord {
+  return {
+    maintenanceId: row.maintenance_id,
+    entityId: row.entity_id,
+    systemId: row.system_id,
+    environmentId: row.environment_id,
+    start: msToIso(row.start_ms),
+    end: msToIso(row.end_ms),
+    reason: row.reason,
+    startedEntities: row.started_entities,
+    ended: row.ended,
+    createdAt: msToIso(row.created_at_ms),
+  };
+}
+
+/** Earliest start first, then by maintenance id (code units). */
+function compareWindows(a: MaintenanceRecord, b: MaintenanceRecord): number {
+  return Date.parse(a.start) - Date.parse(b.start) || compareStrings(a.maintenanceId, b.maintenanceId);
+}
+
+/** Oldest start first, then by slice (system, check, environment with env-less first): the memory adapter's order. */
+function compareBuckets(a: RunBucket, b: RunBucket): number {
+  return (
+    Date.parse(a.start) - Date.parse(b.start) ||
+    compareStrings(a.systemId, b.systemId) ||
+    compareStrings(a.checkId, b.checkId) ||
+    compareStrings(a.environmentId ?? "", b.environmentId ?? "") ||
+    (a.environmentId === null ? 0 : 1) - (b.environmentId === null ? 0 : 1)
+  );
+}
+
+function toBucket(row: BucketRow): RunBucket {
+  const bins: Record<string, number> = {};
+  for (const [key, count] of Object.entries(row.sketch_bins)) bins[key] = toInt(count);
+  return {
+    systemId: row.system_id,
+    checkId: row.check_id,
+    environmentId: row.environment_id,
+    granularity: row.granularity,
+    start: msToIso(row.start_ms),
+    runs: toInt(row.runs),
+    healthy: toInt(row.healthy),
+    degraded: toInt(row.degraded),
+    unhealthy: toInt(row.unhealthy),
+    latencyCount: toInt(row.latency_count),
+    latencySum: toFloat(row.latency_sum),
+    latencyMin: row.latency_min === null ? null : toFloat(row.latency_min),
+    latencyMax: row.latency_max === null ? null : toFloat(row.latency_max),
+    sketch: { zero: toInt(row.sketch_zero), bins },
+  };
+}
+
+/** Checks a bucket's granularity and start (a `TypeError` otherwise) and encodes it as a row of `jsonb_to_recordset`. */
+function toBucketParams(bucket: RunBucket & { readonly startMs: number }): Record<string, unknown> {
+  return {
+    system_id: bucket.systemId,
+    check_id: bucket.checkId,
+    environment_id: bucket.environmentId,
+    granularity: bucket.granularity,
+    start_ms: bucket.startMs,
+    runs: bucket.runs,
+    healthy: bucket.healthy,
+    degraded: bucket.degraded,
+    unhealthy: bucket.unhealthy,
+    latency_count: bucket.latencyCount,
+    latency_sum: bucket.latencySum,
+    latency_min: bucket.latencyMin,
+    latency_max: bucket.latencyMax,
+    sketch_zero: bucket.sketch.zero,
+    sketch_bins: bucket.sketch.bins,
+  };
+}
+
+/**
+ * Validates every bucket (granularity, start) and merges those naming one key (the start compared
+ * as an instant) with `mergeBuckets`: one upsert statement may not touch a row twice.
+ */
+function mergeRepeatedKeys(buckets: readonly RunBucket[]): (RunBucket & { readonly startMs: number })[] {
+  const groups = new Map<string, { startMs: number; buckets: RunBucket[] }>();
+  for (const bucket of buckets) {
+    if (bucket.granularity !== "hour" && bucket.granularity !== "day") {
+      throw new TypeError(`postgres adapter: bucket granularity must be "hour" or "day", got ${JSON.stringify(bucket.granularity)}`);
+    }
+    const startMs = isoToMs(bucket.start, "bucket start");
+    const key = compositeKey(bucket.systemId, bucket.checkId, bucket.environmentId, bucket.granularity, startMs);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, { startMs, buckets: [bucket] });
+    else group.buckets.push(bucket);
+  }
+  return [...groups.values()].map(({ startMs, buckets: group }) => {
+    const [first] = group as [RunBucket, ...RunBucket[]];
+    const merged = group.length === 1 ? first : mergeBuckets(first, group);
+    return { ...merged, startMs };
+  });
 }
 
 function toTransition(row: TransitionRow): HealthTransitionRecord {

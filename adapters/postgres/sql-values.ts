@@ -44,6 +44,24 @@ export function toDecimal(value: unknown): string {
   throw new TypeError(`postgres adapter: expected an integer, got ${String(value)}`);
 }
 
+/** A `limit` argument as a row count: at least 0, fractions rounded down. @throws TypeError for `NaN` or a non-number. */
+export function limitOf(limit: number): number {
+  if (typeof limit !== "number" || Number.isNaN(limit)) throw new TypeError("postgres adapter: limit must be a number");
+  return Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(limit)));
+}
+
+/** A finite JS number from a `double precision` column (pg and PGlite both return numbers; be lenient with strings). */
+export function toFloat(value: unknown): number {
+  const number = typeof value === "number" ? value : Number(value);
+  if (!Number.isFinite(number)) throw new TypeError(`postgres adapter: expected a finite number, got ${String(value)}`);
+  return number;
+}
+
+/** Code-unit order of two strings, independent of any locale or database collation (the memory adapter's order). */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** An epoch-milliseconds column value as ISO 8601 UTC. */
 export function msToIso(value: unknown): string {
   return new Date(toInt(value)).toISOString();
