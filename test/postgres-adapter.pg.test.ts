@@ -1,18 +1,36 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   ClosedError,
   StoreError,
   ValidationError,
+  addRuns,
   createHealthEngine,
+  emptyBucket,
   encodeHealthEntityId,
+  mergeBuckets,
+  replay,
+  sketchCount,
+  type BucketGranularity,
+  type BucketKey,
+  type EntityRecord,
   type HealthAdapter,
   type HealthEngine,
   type HealthEvent,
   type HealthEngineOptions,
+  type HealthStatus,
   type HealthTransitionEvent,
+  type HealthTransitionRecord,
+  type MaintenanceRecord,
+  type RetentionOutcome,
+  type RunBucket,
+  type RunInput,
+  type StoreTransaction,
   type StoredRun,
   type Thresholds,
+  type TopologyDoc,
 } from "healthstate";
+import { createMemoryAdapter } from "healthstate/adapters/memory";
 import {
   MIGRATIONS,
   MigrationChecksumError,
@@ -39,6 +57,8 @@ const TWITCHY: Thresholds = {
 
 const TABLES = [
   "systems",
+  "buckets",
+  "maintenance",
   "assignments",
   "slices",
   "entities",
@@ -103,27 +123,35 @@ async function enqueue(adapter: PostgresAdapter, events: HealthEvent[]): Promise
   );
 }
 
-/** Checks the transition chain of every entity in the schema: 1..n without gap, each from = previous to. */
+/**
+ * Checks every entity's chain in the schema: its events (outbox) carry sequences 1..n without gap;
+ * its transitions (a subset of those sequences: flapping events take sequences too) are each a
+ * `health.transition` event, and each starts from the status the previous one ended in. Returns
+ * the number of events of each entity (its current sequence).
+ */
 async function expectGaplessChains(fixture: PgFixture): Promise<Map<string, number>> {
-  const rows = await fixture.query<{ entity_id: string; sequence: unknown; previous_status: string; new_status: string }>(
+  const events = await fixture.query<{ entity_id: string; sequence: unknown; type: string }>(
+    `SELECT entity_id, sequence, event->>'type' AS type FROM "${fixture.schema}".outbox ORDER BY entity_id, sequence`,
+  );
+  const typeOf = new Map<string, string>();
+  const lengths = new Map<string, number>();
+  for (const row of events) {
+    const expected = (lengths.get(row.entity_id) ?? 0) + 1;
+    expect(Number(row.sequence), `${row.entity_id} event sequence`).toBe(expected);
+    lengths.set(row.entity_id, expected);
+    typeOf.set(`${row.entity_id}#${expected}`, row.type);
+  }
+  const transitions = await fixture.query<{ entity_id: string; sequence: unknown; previous_status: string; new_status: string }>(
     `SELECT entity_id, sequence, previous_status, new_status FROM "${fixture.schema}".transitions ORDER BY entity_id, sequence`,
   );
-  const byEntity = new Map<string, typeof rows>();
-  for (const row of rows) byEntity.set(row.entity_id, [...(byEntity.get(row.entity_id) ?? []), row]);
-  const lengths = new Map<string, number>();
-  for (const [entityId, chain] of byEntity) {
-    chain.forEach((row, index) => {
-      expect(Number(row.sequence), `${entityId} sequence`).toBe(index + 1);
-      if (index > 0) expect(row.previous_status, `${entityId} #${index + 1} chains`).toBe(chain[index - 1]?.new_status);
-    });
-    lengths.set(entityId, chain.length);
-  }
-  const outbox = await fixture.query<{ entity_id: string; n: unknown; max: unknown }>(
-    `SELECT entity_id, count(*) AS n, max(sequence) AS max FROM "${fixture.schema}".outbox GROUP BY entity_id`,
-  );
-  for (const row of outbox) {
-    expect(Number(row.n)).toBe(lengths.get(row.entity_id));
-    expect(Number(row.max)).toBe(lengths.get(row.entity_id));
+  const lastStatus = new Map<string, string>();
+  for (const row of transitions) {
+    expect(typeOf.get(`${row.entity_id}#${Number(row.sequence)}`), `${row.entity_id} #${Number(row.sequence)} is a transition event`).toBe(
+      "health.transition",
+    );
+    const previous = lastStatus.get(row.entity_id);
+    if (previous !== undefined) expect(row.previous_status, `${row.entity_id} #${Number(row.sequence)} chains`).toBe(previous);
+    lastStatus.set(row.entity_id, row.new_status);
   }
   return lengths;
 }
@@ -201,6 +229,775 @@ describe("createPostgresAdapter and migrate: argument validation (no SQL runs)",
     expect(typeof advisoryLockKey("healthstate", "health:e1")).toBe("bigint");
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Migration 0002: entity flap state, buckets, maintenance windows, retention. The memory adapter
+// is the reference: its semantics (filters, order, prune rules) are asserted here literally and,
+// in the differential property, compared result for result.
+// ---------------------------------------------------------------------------------------------
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const B0 = Date.parse("2026-01-01T00:00:00.000Z");
+const bat = (ms: number): Date => new Date(B0 + ms);
+const biso = (ms: number): string => bat(ms).toISOString();
+
+/** The 0001 migration as released: its text must never change (applied schemas record this checksum). */
+const RELEASED_0001_CHECKSUM = "cf755b1ff186a7aa3a938a7370716a4746d8874219a0426340e30964f6bd653b";
+
+type RunSample = { readonly status: HealthStatus; readonly latencyMs: number | null };
+
+const bucketKeyOf = (systemId: string, checkId: string, environmentId: string | null, granularity: BucketGranularity, startMs: number): BucketKey => ({
+  systemId,
+  checkId,
+  environmentId,
+  granularity,
+  start: biso(startMs),
+});
+const bucketOf = (key: BucketKey, runs: readonly RunSample[] = [{ status: "healthy", latencyMs: 10 }]): RunBucket => addRuns(emptyBucket(key), runs);
+const slot = (b: Pick<RunBucket, "systemId" | "checkId" | "environmentId" | "start">): string =>
+  `${b.systemId}/${b.checkId}/${b.environmentId ?? "-"}@${(Date.parse(b.start) - B0) / HOUR}h`;
+const windowOf = (maintenanceId: string, systemId: string, startMs: number, endMs: number, extra: Partial<MaintenanceRecord> = {}): MaintenanceRecord => ({
+  maintenanceId,
+  entityId: systemId,
+  systemId,
+  environmentId: null,
+  start: biso(startMs),
+  end: biso(endMs),
+  reason: null,
+  startedEntities: null,
+  ended: false,
+  createdAt: biso(0),
+  ...extra,
+});
+const transitionOf = (entityId: string, sequence: number, occurredAtMs = sequence * 1000): HealthTransitionRecord => ({
+  entityId,
+  systemId: entityId,
+  environmentId: null,
+  sequence,
+  previousStatus: sequence % 2 === 1 ? "healthy" : "unhealthy",
+  newStatus: sequence % 2 === 1 ? "unhealthy" : "healthy",
+  occurredAt: biso(occurredAtMs),
+});
+const storedRunOf = (runId: string, systemId: string, timestampMs: number): StoredRun => ({
+  runId,
+  systemId,
+  checkId: "c1",
+  environmentId: null,
+  status: "healthy",
+  latencyMs: null,
+  timestamp: biso(timestampMs),
+  message: null,
+  recordedAt: biso(timestampMs),
+});
+const entityOf = (systemId: string, environmentId: string | null, sequence = 0): EntityRecord => ({
+  entityId: environmentId === null ? systemId : `${systemId}::${environmentId}`,
+  systemId,
+  environmentId,
+  state: { status: "healthy", healthyChecks: 1, totalChecks: 1 },
+  sequence,
+});
+
+function inTx<T>(adapter: HealthAdapter, fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+  return adapter.store.transaction({ lockKeys: [] }, fn);
+}
+
+/** An engine with a settable clock and deterministic maintenance ids, closed after the test. */
+function clockedEngine(adapter: HealthAdapter, fixture: PgFixture | undefined, startMs: number, extras: Partial<HealthEngineOptions> = {}) {
+  let now = startMs;
+  let ids = 0;
+  const engine = createHealthEngine({
+    store: adapter.store,
+    lock: adapter.lock,
+    emitter: adapter.emitter,
+    timers: false,
+    clock: () => new Date(now),
+    generateId: () => `id-${(ids += 1)}`,
+    retry: { initialDelayMs: 1, maxDelayMs: 5 },
+    delivery: { pollIntervalMs: 10 },
+    onBackgroundError: () => undefined,
+    ...extras,
+  });
+  fixture?.defer(() => engine.close());
+  return { engine, setNow: (ms: number) => (now = ms) };
+}
+
+const HISTORY_TOPOLOGY: TopologyDoc = {
+  systems: [{ systemId: "api", environmentIds: ["prod", "staging"], checks: [{ checkId: "http", thresholds: TWITCHY }] }],
+};
+
+/**
+ * Availability, latency and retention through the engine (SPEC §9): returns everything the engine
+ * answered, so two adapters can be compared answer for answer.
+ */
+async function historyScenario(adapter: HealthAdapter, fixture: PgFixture | undefined): Promise<unknown[]> {
+  const T = Date.parse("2026-11-01T00:00:00Z");
+  const { engine, setNow } = clockedEngine(adapter, fixture, T, {
+    flapping: { enabled: false },
+    retention: { rawRetentionDays: 7, hourlyRetentionDays: 30, dailyRetentionDays: 365 },
+  });
+  const answers: unknown[] = [];
+  (await engine.applyTopology(HISTORY_TOPOLOGY))._unsafeUnwrap();
+  const runs: RunInput[] = [];
+  for (let hour = 0; hour < 48; hour += 1) {
+    for (let k = 0; k < 3; k += 1) {
+      const down = hour >= 10 && hour < 13;
+      runs.push({
+        systemId: "api",
+        checkId: "http",
+        environmentId: k === 1 ? "staging" : "prod",
+        status: down && k !== 1 ? "unhealthy" : k === 2 && hour % 5 === 0 ? "degraded" : "healthy",
+        timestamp: new Date(T + hour * HOUR + k * 60_000).toISOString(),
+        ...(k === 2 && hour % 7 === 0 ? {} : { latencyMs: 5 + ((hour * 7919 + k * 104_729) % 1000) / 3 }),
+      });
+    }
+  }
+  // In chunks, as several calls (each adds into the same hourly buckets).
+  for (let index = 0; index < runs.length; index += 25) (await engine.recordRuns(runs.slice(index, index + 25)))._unsafeUnwrap();
+  const window = { from: new Date(T).toISOString(), to: new Date(T + 2 * DAY).toISOString() };
+  const ask = async () => {
+    for (const entityId of ["api", "api::prod", "api::staging"]) {
+      answers.push(entityId, (await engine.availability({ entityId, ...window }))._unsafeUnwrap(), (await engine.latency({ entityId, ...window }))._unsafeUnwrap());
+    }
+  };
+  setNow(T + 2 * DAY + HOUR);
+  await ask();
+  setNow(T + 31 * DAY + 12 * HOUR);
+  answers.push((await engine.runRetention())._unsafeUnwrap());
+  await ask();
+  answers.push((await engine.runRetention())._unsafeUnwrap());
+  answers.push((await engine.runRetention({ now: new Date(T + 400 * DAY).toISOString() }))._unsafeUnwrap());
+  answers.push((await engine.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap());
+  answers.push((await engine.inStatusSince("api::prod"))._unsafeUnwrap());
+  return answers;
+}
+
+const FLAP_TOPOLOGY: TopologyDoc = {
+  systems: [
+    {
+      systemId: "web",
+      environmentIds: ["prod", "staging"],
+      checks: [
+        { checkId: "http", thresholds: { mode: "consecutive", healthy: { minSuccessCount: 1 }, degraded: { minFailureCount: 1 }, unhealthy: { minFailureCount: 2 } } },
+      ],
+    },
+  ],
+};
+const FLAP_T0 = Date.parse("2026-11-30T10:00:00Z");
+const minuteIso = (minute: number) => new Date(FLAP_T0 + minute * 60_000).toISOString();
+
+/** Flapping and maintenance through the engine (SPEC §10, §11): the replay scenario, tick before each run. */
+async function flapScenario(adapter: HealthAdapter, fixture: PgFixture | undefined): Promise<{ events: HealthEvent[]; delivered: HealthEvent[]; expected: HealthEvent[] }> {
+  const statuses: HealthStatus[] = ["degraded", "healthy", "degraded", "healthy", "unhealthy", "healthy", "degraded", "degraded", "healthy", "unhealthy", "unhealthy", "healthy"];
+  const run = (minute: number, status: HealthStatus, environmentId = "prod"): RunInput => ({
+    runId: `${environmentId}-${minute}`,
+    systemId: "web",
+    checkId: "http",
+    environmentId,
+    status,
+    timestamp: minuteIso(minute),
+  });
+  const runs = statuses.flatMap((status, index) => [run(index * 2, status), run(index * 2 + 1, index % 3 === 0 ? "degraded" : "healthy", "staging")]);
+  const maintenance = [
+    { entityId: "web", start: minuteIso(4), end: minuteIso(9) },
+    { entityId: "web::prod", start: minuteIso(15), end: minuteIso(30) },
+  ];
+  const expected = replay({ topology: FLAP_TOPOLOGY, runs, options: { now: minuteIso(0), maintenance, until: minuteIso(40) } }).transitions;
+  const { engine, setNow } = clockedEngine(adapter, fixture, FLAP_T0);
+  const delivered: HealthEvent[] = [];
+  engine.subscribe((event) => {
+    delivered.push(event);
+  }, { group: "all" });
+  (await engine.applyTopology(FLAP_TOPOLOGY))._unsafeUnwrap();
+  for (const window of maintenance) (await engine.addMaintenance(window))._unsafeUnwrap();
+  const events: HealthEvent[] = [];
+  for (const input of runs) {
+    events.push(...(await engine.tick(input.timestamp))._unsafeUnwrap());
+    events.push(...(await engine.recordRun(input))._unsafeUnwrap().events);
+  }
+  setNow(FLAP_T0 + 40 * 60_000);
+  events.push(...(await engine.tick())._unsafeUnwrap());
+  await engine.flush();
+  return { events, delivered, expected };
+}
+
+const withoutMaintenanceId = (events: readonly HealthEvent[]) => events.map((event) => ("maintenanceId" in event ? { ...event, maintenanceId: "" } : event));
+
+function describeHistoryAndRetention(fixture: () => PgFixture): void {
+  describe("migration 0002: entity flap state", () => {
+    it("applies on top of 0001, keeps existing rows (their flap state absent), and is idempotent", async () => {
+      const { client } = fixture();
+      expect(migrationChecksum(MIGRATIONS[0]!)).toBe(RELEASED_0001_CHECKSUM);
+      const schema = schemaNameFor("on top of 0001");
+      fixture().defer(() => dropSchema(client, schema));
+      expect(await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 1) })).toEqual({ applied: ["0001_initial"] });
+      await fixture().query(
+        `INSERT INTO "${schema}".entities (entity_id, system_id, environment_id, state, sequence)
+         VALUES ('old', 'old', NULL, '{"status":"degraded","healthyChecks":0,"totalChecks":1}', 4)`,
+      );
+      expect(await migrate(client, { schema })).toEqual({ applied: ["0002_history_maintenance"] });
+      expect(await migrate(client, { schema })).toEqual({ applied: [] });
+      const adapter = createPostgresAdapter({ client, schema });
+      fixture().defer(() => adapter.close());
+      const [old] = await adapter.store.getEntitiesById(["old"]);
+      expect(old).toEqual({ entityId: "old", systemId: "old", environmentId: null, state: { status: "degraded", healthyChecks: 0, totalChecks: 1 }, sequence: 4 });
+      expect(old !== undefined && ("history" in old || "flappingFrom" in old)).toBe(false);
+      const indexes = await fixture().query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname", [schema]);
+      expect(indexes.map((row) => row.indexname)).toEqual(
+        expect.arrayContaining([
+          "buckets_pkey",
+          "buckets_granularity_start_ms_idx",
+          "maintenance_pkey",
+          "maintenance_system_id_idx",
+          "maintenance_open_idx",
+          "runs_run_at_ms_idx",
+          "transitions_occurred_at_ms_idx",
+        ]),
+      );
+    });
+
+    it("round-trips history and flappingFrom exactly, absent fields staying absent", async () => {
+      const adapter = fixture().adapter();
+      const flapping: EntityRecord = { ...entityOf("s1", null, 7), history: "hhuhuhuhuhuhuhuhuhuhu", flappingFrom: "healthy" };
+      const calm: EntityRecord = { ...entityOf("s1", "prod", 2), history: "hu", flappingFrom: null };
+      const empty: EntityRecord = { ...entityOf("s1", "staging", 1), history: "" };
+      const bare = entityOf("s1", "dev");
+      const byId = (records: EntityRecord[]) => [...records].sort((a, b) => (a.entityId < b.entityId ? -1 : 1));
+      await inTx(adapter, async (tx) => {
+        await tx.putEntities([flapping, calm, empty, bare]);
+        expect(byId(await tx.getEntities(["s1"]))).toEqual(byId([flapping, calm, empty, bare]));
+      });
+      const stored = byId(await inTx(adapter, (tx) => tx.getEntities(["s1"])));
+      expect(stored).toEqual(byId([flapping, calm, empty, bare]));
+      const storedBare = stored.find((record) => record.entityId === "s1::dev");
+      expect(storedBare !== undefined && ("history" in storedBare || "flappingFrom" in storedBare)).toBe(false);
+      expect("flappingFrom" in (stored.find((record) => record.entityId === "s1::staging") ?? {})).toBe(false);
+      expect(byId(await adapter.store.getEntitiesById(["s1", "s1::prod"]))).toEqual([flapping, calm]);
+      expect(await fixture().query(`SELECT entity_id, history, flapping_from FROM "${fixture().schema}".entities ORDER BY entity_id`)).toEqual([
+        { entity_id: "s1", history: "hhuhuhuhuhuhuhuhuhuhu", flapping_from: "healthy" },
+        { entity_id: "s1::dev", history: null, flapping_from: null },
+        { entity_id: "s1::prod", history: "hu", flapping_from: "" },
+        { entity_id: "s1::staging", history: "", flapping_from: null },
+      ]);
+      // Replacing a record replaces its flap state too (an absent field clears it).
+      await inTx(adapter, (tx) => tx.putEntities([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]));
+      const after = byId(await adapter.store.getEntitiesById(["s1", "s1::prod"]));
+      expect(after).toEqual([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]);
+    });
+  });
+
+  describe("buckets", () => {
+    it("adds into the stored bucket in SQL: counts and sums add, min/max skip NULLs, sketch bins add key by key", async () => {
+      const adapter = fixture().adapter();
+      const key = bucketKeyOf("s", "c", null, "hour", 0);
+      const deltas = [
+        bucketOf(key, [{ status: "healthy", latencyMs: null }, { status: "degraded", latencyMs: null }]),
+        bucketOf(key, [{ status: "unhealthy", latencyMs: 12.5 }, { status: "healthy", latencyMs: 0 }, { status: "healthy", latencyMs: 1e-9 }]),
+        // The same instant spelled differently is the same bucket.
+        { ...bucketOf(key, [{ status: "healthy", latencyMs: 3.25 }, { status: "healthy", latencyMs: 12.4 }, { status: "degraded", latencyMs: 0.1 + 0.2 }]), start: "2026-01-01T00:00:00Z" },
+        bucketOf(key, [{ status: "unhealthy", latencyMs: null }]),
+        bucketOf(key, Array.from({ length: 50 }, (_, index) => ({ status: "healthy" as const, latencyMs: 1 + index * 37.3 }))),
+      ];
+      expect(deltas[0]?.latencyMin).toBeNull();
+      const expected: RunBucket[] = [];
+      for (const delta of deltas) {
+        await inTx(adapter, (tx) => tx.addToBuckets([delta]));
+        expected.push(delta);
+        const [stored] = await adapter.store.queryBuckets({ systemId: "s", granularity: "hour", from: bat(0), to: bat(HOUR) });
+        expect(stored).toEqual(mergeBuckets(key, expected));
+      }
+      const [stored] = await adapter.store.queryBuckets({ systemId: "s", granularity: "hour", from: bat(0), to: bat(HOUR) });
+      expect(stored?.runs).toBe(59);
+      expect(stored?.sketch.zero).toBe(2);
+      expect(Object.values(stored?.sketch.bins ?? {}).every((count) => Number.isInteger(count))).toBe(true);
+      expect(sketchCount(stored!.sketch)).toBe(stored?.latencyCount);
+      const [raw] = await fixture().query<{ sketch_bins: unknown; latency_min: unknown }>(`SELECT sketch_bins, latency_min FROM "${fixture().schema}".buckets`);
+      expect(raw?.latency_min).toBe(0);
+      expect(Object.values(raw?.sketch_bins as Record<string, unknown>).every((count) => typeof count === "number")).toBe(true);
+    });
+
+    it("adds a batch in one statement: distinct slices (env-less, '' and ':' apart), repeated keys merged, nothing on a bad bucket", async () => {
+      const adapter = fixture().adapter();
+      const keys = [
+        bucketKeyOf("s", "c", null, "hour", 0),
+        bucketKeyOf("s", "c", "", "hour", 0),
+        bucketKeyOf("s", "c", ":", "hour", 0),
+        bucketKeyOf("s", "c", null, "day", 0),
+        bucketKeyOf(HOSTILE_IDS[0]!, HOSTILE_IDS[3]!, HOSTILE_IDS[1]!, "hour", 0),
+      ];
+      const first = keys.map((key, index) => bucketOf(key, Array.from({ length: index + 1 }, () => ({ status: "healthy" as const, latencyMs: index + 1 }))));
+      await inTx(adapter, (tx) => tx.addToBuckets(first));
+      const twice = bucketOf(keys[0]!, [{ status: "unhealthy", latencyMs: 100 }]);
+      await inTx(adapter, (tx) => tx.addToBuckets([twice, { ...twice, start: "2026-01-01T00:00:00.000+00:00" }]));
+      const hourly = await adapter.store.queryBuckets({ systemId: "s", granularity: "hour", from: bat(0), to: bat(DAY) });
+      expect(hourly.map((b) => [b.environmentId, b.runs])).toEqual([
+        [null, 3],
+        ["", 2],
+        [":", 3],
+      ]);
+      expect(hourly[0]).toEqual(mergeBuckets(keys[0]!, [first[0]!, twice, twice]));
+      expect(await adapter.store.queryBuckets({ systemId: HOSTILE_IDS[0]!, granularity: "hour", from: bat(0), to: bat(DAY) })).toEqual([first[4]]);
+
+      const before = await fixture().query(`SELECT * FROM "${fixture().schema}".buckets ORDER BY system_id, check_id, environment_key, granularity`);
+      const badStart = { ...bucketOf(bucketKeyOf("s", "c", null, "hour", HOUR)), start: "soon" };
+      await expect(inTx(adapter, (tx) => tx.addToBuckets([bucketOf(keys[0]!), badStart]))).rejects.toThrow(/bucket start/u);
+      await expect(inTx(adapter, (tx) => tx.addToBuckets([{ ...bucketOf(keys[0]!), granularity: "week" as BucketGranularity }]))).rejects.toThrow(TypeError);
+      await expect(inTx(adapter, (tx) => tx.deleteBuckets([keys[0]!, badStart]))).rejects.toThrow(TypeError);
+      expect(await fixture().query(`SELECT * FROM "${fixture().schema}".buckets ORDER BY system_id, check_id, environment_key, granularity`)).toEqual(before);
+      await inTx(adapter, (tx) => tx.addToBuckets([]));
+    });
+
+    it("queries one system's committed buckets by environment, granularity and half-open start range, oldest first then by slice", async () => {
+      const adapter = fixture().adapter();
+      await inTx(adapter, (tx) =>
+        tx.addToBuckets([
+          bucketOf(bucketKeyOf("s1", "c1", "prod", "hour", 2 * HOUR)),
+          bucketOf(bucketKeyOf("s1", "c1", null, "hour", 0)),
+          bucketOf(bucketKeyOf("s1", "c1", "prod", "hour", 0)),
+          bucketOf(bucketKeyOf("s1", "c2", "prod", "hour", HOUR)),
+          bucketOf(bucketKeyOf("s1", "c1", "staging", "hour", HOUR)),
+          bucketOf(bucketKeyOf("s1", "c1", "prod", "day", 0)),
+          bucketOf(bucketKeyOf("s2", "c1", "prod", "hour", 0)),
+        ]),
+      );
+      const query = async (systemId: string, granularity: BucketGranularity, fromMs: number, toMs: number, environmentId?: string) =>
+        (await adapter.store.queryBuckets({ systemId, granularity, from: bat(fromMs), to: bat(toMs), ...(environmentId === undefined ? {} : { environmentId }) })).map(slot);
+      expect(await query("s1", "hour", 0, 3 * HOUR)).toEqual(["s1/c1/-@0h", "s1/c1/prod@0h", "s1/c1/staging@1h", "s1/c2/prod@1h", "s1/c1/prod@2h"]);
+      expect(await query("s1", "hour", 0, 3 * HOUR, "prod")).toEqual(["s1/c1/prod@0h", "s1/c2/prod@1h", "s1/c1/prod@2h"]);
+      expect(await query("s1", "hour", 0, 3 * HOUR, "staging")).toEqual(["s1/c1/staging@1h"]);
+      expect(await query("s1", "hour", 0, 3 * HOUR, "dev")).toEqual([]);
+      expect(await query("s1", "hour", HOUR, 2 * HOUR)).toEqual(["s1/c1/staging@1h", "s1/c2/prod@1h"]);
+      expect(await query("s1", "hour", HOUR + 1, 2 * HOUR + 1)).toEqual(["s1/c1/prod@2h"]);
+      expect(await query("s1", "hour", HOUR, HOUR)).toEqual([]);
+      expect(await query("s1", "day", 0, DAY)).toEqual(["s1/c1/prod@0h"]);
+      expect(await query("s1", "day", 1, DAY)).toEqual([]);
+      expect(await query("s2", "hour", 0, DAY, "prod")).toEqual(["s2/c1/prod@0h"]);
+      expect(await query("s3", "hour", 0, DAY)).toEqual([]);
+      await expect(adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: new Date(Number.NaN), to: bat(0) })).rejects.toThrow(TypeError);
+    });
+
+    it("lists buckets before a time oldest first up to a limit, reading its own writes, and the systems having any", async () => {
+      const adapter = fixture().adapter();
+      await inTx(adapter, (tx) =>
+        tx.addToBuckets([
+          bucketOf(bucketKeyOf("s1", "c1", null, "hour", 3 * HOUR)),
+          bucketOf(bucketKeyOf("s1", "c1", null, "hour", 2 * HOUR)),
+          bucketOf(bucketKeyOf("s2", "c1", null, "hour", HOUR)),
+          bucketOf(bucketKeyOf("s1", "c2", null, "hour", HOUR)),
+          bucketOf(bucketKeyOf("s1", "c1", "prod", "hour", HOUR)),
+          bucketOf(bucketKeyOf("s1", "c1", null, "hour", HOUR)),
+          bucketOf(bucketKeyOf("s1", "c1", null, "hour", 0)),
+          bucketOf(bucketKeyOf("s3", "c1", null, "hour", 0)),
+          bucketOf(bucketKeyOf("s1", "c1", null, "day", 0)),
+        ]),
+      );
+      const before = async (systemIds: string[], granularity: BucketGranularity, beforeMs: number, limit: number) =>
+        (await inTx(adapter, (tx) => tx.listBucketsBefore({ systemIds, granularity, before: bat(beforeMs), limit }))).map(slot);
+      expect(await before(["s1", "s2", "s1"], "hour", 3 * HOUR, 10)).toEqual(["s1/c1/-@0h", "s1/c1/-@1h", "s1/c1/prod@1h", "s1/c2/-@1h", "s2/c1/-@1h", "s1/c1/-@2h"]);
+      expect(await before(["s2", "s1"], "hour", 3 * HOUR, 2)).toEqual(["s1/c1/-@0h", "s1/c1/-@1h"]);
+      expect(await before(["s1"], "hour", 3 * HOUR, 2.9)).toEqual(["s1/c1/-@0h", "s1/c1/-@1h"]);
+      expect(await before(["s1"], "hour", 3 * HOUR, 0)).toEqual([]);
+      expect(await before(["s1"], "hour", 0, 10)).toEqual([]);
+      expect(await before(["s1", "s3"], "day", DAY, 10)).toEqual(["s1/c1/-@0h"]);
+      expect(await before([], "hour", DAY, 10)).toEqual([]);
+      await expect(before(["s1"], "hour", DAY, Number.NaN)).rejects.toThrow(TypeError);
+
+      const systems = (granularity: BucketGranularity, beforeMs: number) => adapter.store.listSystemsWithBucketsBefore({ granularity, before: bat(beforeMs) });
+      expect(await systems("hour", 0)).toEqual([]);
+      expect(await systems("hour", 1)).toEqual(["s1", "s3"]);
+      expect(await systems("hour", HOUR + 1)).toEqual(["s1", "s2", "s3"]);
+      expect(await systems("day", 0)).toEqual([]);
+      expect(await systems("day", 1)).toEqual(["s1"]);
+
+      // A rollup inside one transaction: it reads its own deletes and additions; a rollback keeps nothing.
+      const hours = await inTx(adapter, (tx) => tx.listBucketsBefore({ systemIds: ["s1"], granularity: "hour", before: bat(DAY), limit: 100 }));
+      const rolledBack = inTx(adapter, async (tx) => {
+        await tx.deleteBuckets(hours);
+        await tx.addToBuckets([mergeBuckets(bucketKeyOf("s1", "c1", null, "day", 0), hours.filter((h) => h.checkId === "c1" && h.environmentId === null))]);
+        expect(await tx.listBucketsBefore({ systemIds: ["s1"], granularity: "hour", before: bat(DAY), limit: 100 })).toEqual([]);
+        expect((await tx.listBucketsBefore({ systemIds: ["s1"], granularity: "day", before: bat(DAY), limit: 100 }))[0]?.runs).toBe(5);
+        throw new Error("roll back");
+      });
+      await expect(rolledBack).rejects.toThrow("roll back");
+      expect((await before(["s1"], "hour", DAY, 100)).length).toBe(6);
+      expect(await systems("hour", DAY)).toEqual(["s1", "s2", "s3"]);
+    });
+  });
+
+  describe("maintenance windows", () => {
+    const processed = { startedEntities: ["s1"], ended: true };
+
+    it("round-trip by system, list by start (an instant) then id, filtered by id and system, and roll back with the transaction", async () => {
+      const adapter = fixture().adapter();
+      const w1 = windowOf("m1", "s1", 0, HOUR, { reason: "upgrade" });
+      const w2 = windowOf("m2", "s1", HOUR, 2 * HOUR, { entityId: "s1::prod", environmentId: "prod", startedEntities: ["s1::prod"] });
+      const w3 = windowOf("m3", "s2", 0, HOUR, processed);
+      const w10 = windowOf("m10", "s1", HOUR, 3 * HOUR, { startedEntities: [], reason: HOSTILE_IDS[4]! });
+      const byId = (windows: MaintenanceRecord[]) => [...windows].sort((a, b) => (a.maintenanceId < b.maintenanceId ? -1 : 1));
+      await inTx(adapter, async (tx) => {
+        await tx.putMaintenance([w1, w2, w3, w10]);
+        expect(byId(await tx.getMaintenance(["s1", "s1", "nope"]))).toEqual([w1, w10, w2]);
+      });
+      expect(byId(await inTx(adapter, (tx) => tx.getMaintenance(["s1", "s2"])))).toEqual([w1, w10, w2, w3]);
+      const idsOf = async (query: { maintenanceId?: string; systemId?: string }) => (await adapter.store.listMaintenance(query)).map((w) => w.maintenanceId);
+      expect(await adapter.store.listMaintenance({})).toEqual([w1, w3, w10, w2]);
+      expect(await idsOf({ systemId: "s1" })).toEqual(["m1", "m10", "m2"]);
+      expect(await idsOf({ systemId: "s3" })).toEqual([]);
+      expect(await idsOf({ maintenanceId: "m3" })).toEqual(["m3"]);
+      expect(await idsOf({ maintenanceId: "m3", systemId: "s2" })).toEqual(["m3"]);
+      expect(await idsOf({ maintenanceId: "m3", systemId: "s1" })).toEqual([]);
+      expect(await idsOf({ maintenanceId: "nope" })).toEqual([]);
+
+      const rolledBack = inTx(adapter, async (tx) => {
+        await tx.putMaintenance([windowOf("m4", "s1", 0, HOUR), { ...w2, ended: true }, { ...w1, systemId: "s2" }]);
+        await tx.deleteMaintenance(["m3", "absent"]);
+        expect(byId(await tx.getMaintenance(["s1"])).map((w) => [w.maintenanceId, w.ended])).toEqual([["m10", false], ["m2", true], ["m4", false]]);
+        expect((await tx.getMaintenance(["s2"])).map((w) => w.maintenanceId)).toEqual(["m1"]);
+        throw new Error("roll back");
+      });
+      await expect(rolledBack).rejects.toThrow("roll back");
+      expect(await adapter.store.listMaintenance({})).toEqual([w1, w3, w10, w2]);
+      await inTx(adapter, (tx) => tx.deleteMaintenance(["m1", "m1", "absent"]));
+      expect(await idsOf({})).toEqual(["m3", "m10", "m2"]);
+    });
+
+    it("find each system once with a boundary due and unprocessed, following replacements and deletes", async () => {
+      const adapter = fixture().adapter();
+      await inTx(adapter, (tx) =>
+        tx.putMaintenance([
+          windowOf("a1", "sA", HOUR, 4 * HOUR),
+          windowOf("a2", "sA", HOUR, 4 * HOUR),
+          windowOf("b", "sB", 0, 3 * HOUR, { startedEntities: ["sB"] }),
+          windowOf("c", "sC", 0, HOUR, processed),
+          windowOf("d", "sD", 0, 5 * HOUR, { startedEntities: [] }),
+          windowOf("e", "sE", 0, HOUR, { ended: true }),
+        ]),
+      );
+      const due = (ms: number) => adapter.store.findDueMaintenance(bat(ms));
+      expect(await due(-1)).toEqual([]);
+      expect(await due(0)).toEqual(["sE"]);
+      expect(await due(HOUR)).toEqual(["sA", "sE"]);
+      expect(await due(3 * HOUR)).toEqual(["sA", "sB", "sE"]);
+      expect(await due(10 * HOUR)).toEqual(["sA", "sB", "sD", "sE"]);
+      await inTx(adapter, async (tx) => {
+        await tx.putMaintenance([windowOf("a1", "sA", HOUR, 4 * HOUR, { startedEntities: ["sA"] }), windowOf("e", "sE", 0, HOUR, { startedEntities: ["sE"], ended: true })]);
+        await tx.deleteMaintenance(["a2"]);
+      });
+      expect(await due(HOUR)).toEqual([]);
+      expect(await due(4 * HOUR)).toEqual(["sA", "sB"]);
+      await inTx(adapter, (tx) =>
+        tx.putMaintenance([
+          windowOf("a1", "sA", HOUR, 4 * HOUR, { startedEntities: ["sA"], ended: true }),
+          windowOf("b", "sB", 0, 3 * HOUR, { startedEntities: ["sB"], ended: true }),
+        ]),
+      );
+      expect(await due(10 * HOUR)).toEqual(["sD"]);
+      // A processed window made open again is found again.
+      await inTx(adapter, (tx) => tx.putMaintenance([windowOf("c", "sC", 0, 2 * HOUR, { startedEntities: ["sC"] })]));
+      expect(await due(10 * HOUR)).toEqual(["sC", "sD"]);
+      await expect(adapter.store.findDueMaintenance(new Date(Number.NaN))).rejects.toThrow(TypeError);
+      // Only open windows are indexed.
+      const [open] = await fixture().query<{ n: unknown }>(
+        `SELECT count(*) AS n FROM "${fixture().schema}".maintenance WHERE started_entities IS NULL OR NOT ended`,
+      );
+      expect(Number(open?.n)).toBe(2);
+    });
+
+    it("rejects a window whose start or end is not a time, writing nothing of the batch", async () => {
+      const adapter = fixture().adapter();
+      await expect(inTx(adapter, (tx) => tx.putMaintenance([windowOf("ok", "s1", 0, HOUR), { ...windowOf("bad", "s1", 0, HOUR), end: "tomorrow" }]))).rejects.toThrow(
+        /maintenance end/u,
+      );
+      await expect(inTx(adapter, (tx) => tx.putMaintenance([{ ...windowOf("bad", "s1", 0, HOUR), start: "" }]))).rejects.toThrow(TypeError);
+      expect(await adapter.store.listMaintenance({})).toEqual([]);
+      await inTx(adapter, (tx) => tx.putMaintenance([]));
+    });
+  });
+
+  describe("retention (prune)", () => {
+    const done = { startedEntities: ["s1"], ended: true };
+    const horizons = { runsBefore: bat(HOUR), dailyBefore: bat(DAY), transitionsBefore: bat(2500) };
+
+    async function seedHistory(adapter: HealthAdapter): Promise<void> {
+      await inTx(adapter, async (tx) => {
+        await tx.insertRuns([storedRunOf("r1", "s1", 0), storedRunOf("r2", "s1", HOUR), storedRunOf("r3", "s2", 2 * HOUR)]);
+        await tx.addToBuckets([
+          bucketOf(bucketKeyOf("s1", "c1", null, "day", 0)),
+          bucketOf(bucketKeyOf("s1", "c1", null, "day", DAY)),
+          bucketOf(bucketKeyOf("s2", "c1", "prod", "day", 0)),
+          bucketOf(bucketKeyOf("s1", "c1", null, "hour", 0)),
+        ]);
+        await tx.appendTransitions([
+          transitionOf("e", 1, 1000),
+          transitionOf("e", 2, 2000),
+          transitionOf("e", 3, 3000),
+          transitionOf("f", 1, 1000),
+          transitionOf("g", 1, 1000),
+          transitionOf("g", 2, 500),
+        ]);
+        await tx.putMaintenance([
+          windowOf("done", "s1", 0, 2000, done),
+          windowOf("done-at-horizon", "s1", 0, 2500, done),
+          windowOf("never-started", "s1", 0, 1000),
+          windowOf("never-ended", "s1", 0, 1000, { startedEntities: ["s1"] }),
+          windowOf("ended-flag-only", "s1", 0, 1000, { ended: true }),
+        ]);
+      });
+    }
+
+    it("deletes old runs, daily buckets, transitions (each entity's newest kept) and processed windows, once", async () => {
+      const adapter = fixture().adapter();
+      await seedHistory(adapter);
+      expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+      expect(await inTx(adapter, (tx) => tx.findRunIds(["r1", "r2", "r3"]))).toEqual(expect.arrayContaining(["r2", "r3"]));
+      expect(await inTx(adapter, (tx) => tx.findRunIds(["r1"]))).toEqual([]);
+      expect((await adapter.store.queryBuckets({ systemId: "s1", granularity: "day", from: bat(-DAY), to: bat(9 * DAY) })).map(slot)).toEqual(["s1/c1/-@24h"]);
+      expect(await adapter.store.queryBuckets({ systemId: "s2", granularity: "day", from: bat(-DAY), to: bat(9 * DAY) })).toEqual([]);
+      expect(await adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: bat(0), to: bat(DAY) })).toHaveLength(1);
+      const seqs = async (entityId: string) => (await adapter.store.listTransitions({ entityId })).map((t) => t.sequence);
+      expect(await seqs("e")).toEqual([3]);
+      expect(await seqs("f")).toEqual([1]);
+      expect(await seqs("g")).toEqual([2]);
+      expect((await adapter.store.listMaintenance({})).map((w) => w.maintenanceId).sort()).toEqual(["done-at-horizon", "ended-flag-only", "never-ended", "never-started"]);
+
+      expect(await adapter.store.prune(horizons)).toEqual({ runs: 0, daily: 0, transitions: 0, maintenance: 0 });
+      await inTx(adapter, (tx) => tx.appendTransitions([transitionOf("e", 4, 4000)]));
+      expect(await adapter.store.prune({ ...horizons, transitionsBefore: bat(3500) })).toEqual({ runs: 0, daily: 0, transitions: 1, maintenance: 1 });
+      expect(await seqs("e")).toEqual([4]);
+    });
+
+    it("frees the ids of pruned runs, rejects an invalid horizon deleting nothing, and deletes beyond one batch", async () => {
+      const adapter = fixture().adapter();
+      await seedHistory(adapter);
+      await expect(adapter.store.prune({ ...horizons, transitionsBefore: new Date(Number.NaN) })).rejects.toThrow(TypeError);
+      expect(await count(fixture(), "runs")).toBe(3);
+      expect((await adapter.store.prune(horizons)).runs).toBe(1);
+      await inTx(adapter, (tx) => tx.insertRuns([storedRunOf("r1", "s1", 2 * HOUR)]));
+      expect(await inTx(adapter, (tx) => tx.findRunIds(["r1"]))).toEqual(["r1"]);
+
+      const many = Array.from({ length: 10_050 }, (_, index) => storedRunOf(`bulk-${index}`, "s9", -DAY + index));
+      await inTx(adapter, (tx) => tx.insertRuns(many));
+      expect((await adapter.store.prune({ runsBefore: bat(0), dailyBefore: bat(-10 * DAY), transitionsBefore: bat(-10 * DAY) })).runs).toBe(10_050);
+      expect(await count(fixture(), "runs")).toBe(3);
+    });
+  });
+
+  describe("differential: the same operations on the memory adapter and this one give the same answers", () => {
+    const SYSTEMS = ["s1", "s2"] as const;
+    const keyArb = fc.record({
+      systemId: fc.constantFrom(...SYSTEMS),
+      checkId: fc.constantFrom("c1", "c:2"),
+      environmentId: fc.constantFrom<string | null>(null, "prod", ""),
+      granularity: fc.constantFrom<BucketGranularity>("hour", "day"),
+      startMs: fc.integer({ min: 0, max: 5 }).map((h) => h * HOUR),
+    });
+    const sampleArb = fc.record({
+      status: fc.constantFrom<HealthStatus>("healthy", "degraded", "unhealthy"),
+      latencyMs: fc.option(fc.oneof(fc.constant(0), fc.double({ min: 0.001, max: 5000, noNaN: true })), { nil: null }),
+    });
+    const opArb = fc.oneof(
+      fc.record({
+        kind: fc.constant("add" as const),
+        buckets: fc.uniqueArray(fc.record({ key: keyArb, samples: fc.array(sampleArb, { minLength: 1, maxLength: 4 }) }), {
+          selector: (entry) => JSON.stringify(entry.key),
+          minLength: 1,
+          maxLength: 3,
+        }),
+      }),
+      fc.record({ kind: fc.constant("deleteBuckets" as const), keys: fc.array(keyArb, { maxLength: 3 }) }),
+      fc.record({
+        kind: fc.constant("putMaintenance" as const),
+        windows: fc.uniqueArray(
+          fc.record({
+            id: fc.constantFrom("m1", "m2", "m10", "a"),
+            systemId: fc.constantFrom(...SYSTEMS),
+            startH: fc.integer({ min: 0, max: 6 }),
+            lengthH: fc.integer({ min: 1, max: 4 }),
+            started: fc.constantFrom<string[] | null>(null, [], ["x"]),
+            ended: fc.boolean(),
+          }),
+          { selector: (w) => w.id, minLength: 1, maxLength: 3 },
+        ),
+      }),
+      fc.record({ kind: fc.constant("deleteMaintenance" as const), ids: fc.array(fc.constantFrom("m1", "m2", "m10", "a", "zz"), { maxLength: 2 }) }),
+      fc.record({ kind: fc.constant("transition" as const), entityId: fc.constantFrom("e", "f"), atH: fc.integer({ min: 0, max: 10 }) }),
+      fc.record({ kind: fc.constant("run" as const), systemId: fc.constantFrom(...SYSTEMS), atH: fc.integer({ min: 0, max: 10 }) }),
+      fc.record({ kind: fc.constant("prune" as const), runsH: fc.integer({ min: 0, max: 11 }), dailyH: fc.integer({ min: 0, max: 6 }), transitionsH: fc.integer({ min: 0, max: 11 }) }),
+    );
+    type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
+
+    /** Applies one operation; returns what it answered (prune counts) or null. */
+    async function apply(adapter: HealthAdapter, op: Op, counters: Map<string, number>): Promise<unknown> {
+      switch (op.kind) {
+        case "add":
+          return inTx(adapter, (tx) =>
+            tx.addToBuckets(op.buckets.map(({ key, samples }) => bucketOf(bucketKeyOf(key.systemId, key.checkId, key.environmentId, key.granularity, key.startMs), samples))),
+          );
+        case "deleteBuckets":
+          return inTx(adapter, (tx) => tx.deleteBuckets(op.keys.map((key) => bucketKeyOf(key.systemId, key.checkId, key.environmentId, key.granularity, key.startMs))));
+        case "putMaintenance":
+          return inTx(adapter, (tx) =>
+            tx.putMaintenance(op.windows.map((w) => windowOf(w.id, w.systemId, w.startH * HOUR, (w.startH + w.lengthH) * HOUR, { startedEntities: w.started, ended: w.ended }))),
+          );
+        case "deleteMaintenance":
+          return inTx(adapter, (tx) => tx.deleteMaintenance(op.ids));
+        case "transition": {
+          const sequence = (counters.get(op.entityId) ?? 0) + 1;
+          counters.set(op.entityId, sequence);
+          return inTx(adapter, (tx) => tx.appendTransitions([transitionOf(op.entityId, sequence, op.atH * HOUR)]));
+        }
+        case "run": {
+          const n = (counters.get("run") ?? 0) + 1;
+          counters.set("run", n);
+          return inTx(adapter, (tx) => tx.insertRuns([storedRunOf(`r${n}`, op.systemId, op.atH * HOUR)]));
+        }
+        case "prune":
+          return adapter.store.prune({ runsBefore: bat(op.runsH * HOUR), dailyBefore: bat(op.dailyH * HOUR), transitionsBefore: bat(op.transitionsH * HOUR) });
+      }
+    }
+
+    /** Everything the store answers about the state. */
+    async function observe(adapter: HealthAdapter, full: boolean): Promise<unknown[]> {
+      const answers: unknown[] = [
+        await adapter.store.listMaintenance({}),
+        await adapter.store.findDueMaintenance(bat(3 * HOUR)),
+        await inTx(adapter, (tx) => tx.listBucketsBefore({ systemIds: [...SYSTEMS], granularity: "hour", before: bat(3 * HOUR), limit: 4 })),
+      ];
+      if (!full) return answers;
+      for (const systemId of SYSTEMS) {
+        answers.push(await adapter.store.listMaintenance({ systemId }), await adapter.store.listMaintenance({ maintenanceId: "m1", systemId }));
+        for (const granularity of ["hour", "day"] as const) {
+          for (const environmentId of [undefined, "prod", ""]) {
+            answers.push(await adapter.store.queryBuckets({ systemId, granularity, from: bat(HOUR), to: bat(5 * HOUR), ...(environmentId === undefined ? {} : { environmentId }) }));
+          }
+        }
+      }
+      for (const ms of [0, HOUR, 5 * HOUR, 10 * HOUR]) {
+        answers.push(await adapter.store.findDueMaintenance(bat(ms)));
+        for (const granularity of ["hour", "day"] as const) {
+          answers.push(await adapter.store.listSystemsWithBucketsBefore({ granularity, before: bat(ms) }));
+          answers.push(await inTx(adapter, (tx) => tx.listBucketsBefore({ systemIds: ["s2", "s1"], granularity, before: bat(ms + HOUR), limit: 100 })));
+        }
+      }
+      for (const entityId of ["e", "f"]) {
+        answers.push(await adapter.store.listTransitions({ entityId }), await inTx(adapter, (tx) => tx.listTransitions({ entityId, from: bat(HOUR), limit: 2 })));
+      }
+      answers.push((await inTx(adapter, (tx) => tx.findRunIds(Array.from({ length: 40 }, (_, n) => `r${n}`)))).sort());
+      return answers;
+    }
+
+    it("for random sequences of bucket, maintenance, transition, run and prune operations", async () => {
+      const pg = fixture().adapter();
+      const schema = fixture().schema;
+      await fc.assert(
+        fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 12 }), async (ops) => {
+          await fixture().query(`TRUNCATE "${schema}".buckets, "${schema}".maintenance, "${schema}".runs, "${schema}".transitions`);
+          const memory = createMemoryAdapter();
+          try {
+            const counters = { memory: new Map<string, number>(), pg: new Map<string, number>() };
+            for (const op of ops) {
+              const expected = await apply(memory, op, counters.memory);
+              expect(await apply(pg, op, counters.pg), op.kind).toEqual(expected);
+              expect(await observe(pg, false), `after ${op.kind}`).toEqual(await observe(memory, false));
+            }
+            expect(await observe(pg, true)).toEqual(await observe(memory, true));
+          } finally {
+            await memory.close();
+          }
+        }),
+        { numRuns: 25 },
+      );
+    });
+  });
+
+  describe("the engine over the adapter: history, flapping, maintenance (compared with the memory adapter)", () => {
+    it("answers availability and latency, rolls up and prunes (runRetention) exactly as over the memory adapter", async () => {
+      const adapter = fixture().adapter();
+      const memory = createMemoryAdapter();
+      fixture().defer(() => memory.close());
+      const expected = await historyScenario(memory, fixture());
+      const answers = await historyScenario(adapter, fixture());
+      expect(answers).toEqual(expected);
+      // Sanity of what was compared: prod was down 3 hours of 48 (and degraded now and then).
+      const [entityId, prod] = answers.slice(3, 5) as [string, { unhealthy: number; availability: number }];
+      expect(entityId).toBe("api::prod");
+      expect(prod.unhealthy).toBeGreaterThan(0.05);
+      expect(prod.availability).toBeLessThan(0.95);
+      const retention = answers[9] as RetentionOutcome;
+      expect(retention.hourlyRolled).toBeGreaterThan(24);
+      expect(retention.runsPruned).toBe(144);
+      expect(answers.at(-4)).toEqual({ runsPruned: 0, hourlyRolled: 0, dailyPruned: 0, transitionsPruned: 0 });
+      expect(await count(fixture(), "buckets")).toBe(0);
+    });
+
+    it("emits flapping and maintenance events as replay predicts, delivers them in order, and stores the flap state", async () => {
+      const adapter = fixture().adapter();
+      const { events, delivered, expected } = await flapScenario(adapter, fixture());
+      expect(withoutMaintenanceId(events)).toEqual(withoutMaintenanceId(expected));
+      expect(events.some((event) => event.type === "health.flapping_started")).toBe(true);
+      expect(events.some((event) => event.type === "health.maintenance_ended")).toBe(true);
+      const key = (event: HealthEvent) => `${event.entityId}#${event.sequence}`;
+      expect(delivered.map(key).sort()).toEqual(events.map(key).sort());
+      for (const entityId of new Set(events.map((event) => event.entityId))) {
+        const sequences = delivered.filter((event) => event.entityId === entityId).map((event) => event.sequence);
+        expect(sequences).toEqual(sequences.map((_, index) => index + 1));
+      }
+      await expectGaplessChains(fixture());
+      const memory = createMemoryAdapter();
+      fixture().defer(() => memory.close());
+      expect((await flapScenario(memory, fixture())).events).toEqual(events);
+      const flapState = await fixture().query<{ entity_id: string; history: string | null; flapping_from: string | null }>(
+        `SELECT entity_id, history, flapping_from FROM "${fixture().schema}".entities ORDER BY entity_id`,
+      );
+      expect(flapState.map((row) => row.entity_id)).toEqual(["web", "web::prod", "web::staging"]);
+      for (const row of flapState) {
+        expect(row.history).toMatch(/^[hdu]{1,21}$/u);
+        expect(["", "healthy", "degraded", "unhealthy"]).toContain(row.flapping_from);
+      }
+      const stored = await adapter.store.getEntitiesById(["web::prod"]);
+      expect(stored[0]?.history).toBe(flapState.find((row) => row.entity_id === "web::prod")?.history);
+    });
+
+    it("runs the maintenance lifecycle: tick emits each boundary once across engines, end, delete, list", async () => {
+      const adapter = fixture().adapter();
+      const engines = [
+        clockedEngine(adapter, fixture(), FLAP_T0),
+        clockedEngine(fixture().adapter(), fixture(), FLAP_T0, { generateId: (() => { let n = 0; return () => `other-${(n += 1)}`; })() }),
+      ];
+      const [{ engine }] = engines as [(typeof engines)[number]];
+      (await engine.applyTopology(FLAP_TOPOLOGY))._unsafeUnwrap();
+      const staging = (await engine.addMaintenance({ entityId: "web::staging", start: minuteIso(1), end: minuteIso(2), reason: "deploy" }))._unsafeUnwrap();
+      const wide = (await engines[1]!.engine.addMaintenance({ entityId: "web", start: minuteIso(5), end: minuteIso(6) }))._unsafeUnwrap();
+      expect(await adapter.store.findDueMaintenance(new Date(Date.parse(minuteIso(3))))).toEqual(["web"]);
+      const ticks = await Promise.all(engines.map(({ engine: e }) => e.tick(minuteIso(3))));
+      expect(ticks.flatMap((result) => result._unsafeUnwrap()).map((event) => event.type).sort()).toEqual(["health.maintenance_ended", "health.maintenance_started"]);
+      const systemWide = (await engines[1]!.engine.tick(minuteIso(7)))._unsafeUnwrap();
+      expect(systemWide.map((event) => [event.type, event.entityId])).toEqual([
+        ["health.maintenance_started", "web"],
+        ["health.maintenance_started", "web::prod"],
+        ["health.maintenance_started", "web::staging"],
+        ["health.maintenance_ended", "web"],
+        ["health.maintenance_ended", "web::prod"],
+        ["health.maintenance_ended", "web::staging"],
+      ]);
+      expect(await adapter.store.findDueMaintenance(new Date(Date.parse(minuteIso(100))))).toEqual([]);
+      engines[0]!.setNow(FLAP_T0 + 10 * 60_000);
+      const listed = (await engine.listMaintenance())._unsafeUnwrap();
+      expect(listed.map((window) => [window.maintenanceId, window.state])).toEqual([
+        [staging.maintenanceId, "ended"],
+        [wide.maintenanceId, "ended"],
+      ]);
+      const future = (await engine.addMaintenance({ entityId: "web::prod", start: minuteIso(60), end: minuteIso(120) }))._unsafeUnwrap();
+      expect((await engine.endMaintenance({ maintenanceId: future.maintenanceId }))._unsafeUnwrap()).toEqual({ events: [] });
+      (await engine.deleteMaintenance({ maintenanceId: staging.maintenanceId }))._unsafeUnwrap();
+      expect((await engine.listMaintenance())._unsafeUnwrap().map((window) => window.maintenanceId)).toEqual([wide.maintenanceId]);
+      // Processed windows go with the transitions' horizon.
+      const pruned = await adapter.store.prune({ runsBefore: new Date(0), dailyBefore: new Date(0), transitionsBefore: new Date(FLAP_T0 + DAY) });
+      expect(pruned.maintenance).toBe(1);
+      expect(await count(fixture(), "maintenance")).toBe(0);
+    });
+  });
+}
 
 for (const backend of BACKENDS) {
   describe(`postgres adapter on ${backend}`, () => {
@@ -737,6 +1534,8 @@ for (const backend of BACKENDS) {
       });
     });
 
+    describeHistoryAndRetention(fixture);
+
     describe(`capabilities on ${backend}`, () => {
       it("declares what the backend can do", () => {
         const adapter = fixture().adapter();
@@ -803,6 +1602,45 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
       expect(record.state?.status).toBe(last.find((row) => row.entity_id === record.entityId)?.new_status ?? "healthy");
       expect(record.sequence).toBe(lengths.get(record.entityId) ?? 0);
     }
+    // Every run is counted once in its slice's hourly bucket, whatever the interleaving.
+    const buckets = await adapters[1]!.store.queryBuckets({ systemId: "shared", granularity: "hour", from: new Date(0), to: new Date(8.64e15) });
+    expect(buckets.reduce((total, bucket) => total + bucket.runs, 0)).toBe(perEngine * 2);
+  });
+
+  it("adds to the same buckets from two pools concurrently without losing a run or deadlocking (the merge is atomic in SQL)", async () => {
+    const { schema } = fixture();
+    await migrate(fixture().client, { schema });
+    const pools = [fixture().extraPool({ max: 4 }), fixture().extraPool({ max: 4 })];
+    const adapters = pools.map((pool) => createPostgresAdapter({ client: pool, schema }));
+    for (const adapter of adapters) fixture().defer(() => adapter.close());
+    const prod = bucketKeyOf("shared", "http", "prod", "hour", 0);
+    const envless = bucketKeyOf("shared", "http", null, "hour", 0);
+    const deltas = Array.from({ length: 80 }, (_, i) =>
+      bucketOf(prod, [
+        { status: i % 3 === 0 ? "unhealthy" : "healthy", latencyMs: i % 5 === 0 ? null : 1 + i * 13.7 },
+        { status: "degraded", latencyMs: i % 7 === 0 ? 0 : 2 + i },
+      ]),
+    );
+    const others = deltas.map((_, i) => bucketOf(envless, [{ status: "healthy", latencyMs: i + 0.5 }]));
+    // No lock keys: only the upsert's row locks order these transactions. Each holds them a moment,
+    // and half of them list the two buckets the other way round.
+    await Promise.all(
+      deltas.map((delta, i) =>
+        adapters[i % 2]!.store.transaction({ lockKeys: [] }, async (tx) => {
+          await tx.addToBuckets(i % 2 === 0 ? [delta, others[i]!] : [others[i]!, delta]);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }),
+      ),
+    );
+    const query = { systemId: "shared", granularity: "hour" as const, from: bat(0), to: bat(HOUR) };
+    const [stored] = await adapters[0]!.store.queryBuckets({ ...query, environmentId: "prod" });
+    const expected = mergeBuckets(prod, deltas);
+    // Float addition depends on the order; everything else is exact.
+    expect({ ...stored, latencySum: 0 }).toEqual({ ...expected, latencySum: 0 });
+    expect(stored?.latencySum).toBeCloseTo(expected.latencySum, 6);
+    expect(stored?.runs).toBe(160);
+    const all = await adapters[1]!.store.queryBuckets(query);
+    expect(all.find((bucket) => bucket.environmentId === null)?.runs).toBe(80);
   });
 
   it("never leases one event to two consumers claiming concurrently from two pools", async () => {
