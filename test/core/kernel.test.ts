@@ -18,6 +18,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { eventIdOf } from "../../src/events";
 import { SystemWorkspace, runRejection } from "../../src/kernel/system-workspace";
+import { applySystemSpec, assignmentFromSpec } from "../../src/kernel/topology-ops";
 
 const T0 = "2026-11-30T12:00:00.000Z";
 const H = "healthy";
@@ -76,10 +77,12 @@ function transitions(events: readonly HealthEvent[], entityId: string): HealthTr
 describe("SystemWorkspace: topology", () => {
   it("creates every entity at the baseline { healthy, n, n } without events", () => {
     const ws = workspace(["prod", "staging"], [assignment("http"), assignment("db", { environmentIds: ["prod"] })]);
+    // The creating evaluation is the first entry of each entity's flap history (SPEC §10).
+    const fresh = { sequence: 0, history: "h", flappingFrom: null };
     expect(ws.listEntities()).toEqual([
-      { entityId: "sys", systemId: "sys", environmentId: null, state: { status: H, healthyChecks: 2, totalChecks: 2 }, sequence: 0 },
-      { entityId: "sys::prod", systemId: "sys", environmentId: "prod", state: { status: H, healthyChecks: 2, totalChecks: 2 }, sequence: 0 },
-      { entityId: "sys::staging", systemId: "sys", environmentId: "staging", state: { status: H, healthyChecks: 1, totalChecks: 1 }, sequence: 0 },
+      { entityId: "sys", systemId: "sys", environmentId: null, state: { status: H, healthyChecks: 2, totalChecks: 2 }, ...fresh },
+      { entityId: "sys::prod", systemId: "sys", environmentId: "prod", state: { status: H, healthyChecks: 2, totalChecks: 2 }, ...fresh },
+      { entityId: "sys::staging", systemId: "sys", environmentId: "staging", state: { status: H, healthyChecks: 1, totalChecks: 1 }, ...fresh },
     ]);
     const changes = ws.changes();
     expect(changes.system).toEqual({ systemId: "sys", environmentIds: ["prod", "staging"] });
@@ -282,6 +285,27 @@ describe("SystemWorkspace: topology changes", () => {
     expect(ws.changes().deletedSlices).toEqual([{ systemId: "sys", checkId: "b", environmentId: "prod" }]);
   });
 
+  it("deleteAssignment drops the check's slices at once, before any re-evaluation", () => {
+    const ws = workspace(["prod", "staging"], [assignment("a"), assignment("b")]);
+    apply(ws, "a", "prod", [D, D]);
+    apply(ws, "a", "staging", [D]);
+    apply(ws, "b", "prod", [D]);
+    expect(ws.deleteAssignment("a")).toBe(true);
+    const changes = ws.changes();
+    expect(changes.deletedSlices).toEqual([
+      { systemId: "sys", checkId: "a", environmentId: "prod" },
+      { systemId: "sys", checkId: "a", environmentId: "staging" },
+    ]);
+    expect(changes.slices.map((slice) => [slice.checkId, slice.environmentId])).toEqual([["b", "prod"]]);
+    // Assigned again before the topology is re-evaluated, the check starts from the baseline:
+    // one more degraded run is not three in a row, so prod (degraded through the old slice) recovers.
+    ws.setAssignment(assignment("a"));
+    const events = apply(ws, "a", "prod", [D]);
+    expect(transitions(events, "sys::prod").map((event) => [event.previousStatus, event.newStatus])).toEqual([[D, H]]);
+    expect(ws.changes().slices.find((slice) => slice.checkId === "a")?.state).toMatchObject({ status: H, failureStreak: 1, recent: "d" });
+    expect(ws.changes().deletedSlices).toEqual([{ systemId: "sys", checkId: "a", environmentId: "staging" }]);
+  });
+
   it("pausing a failing check removes it from the aggregate", () => {
     const ws = workspace(["prod"], [assignment("a"), assignment("b")]);
     apply(ws, "b", "prod", [D, D]);
@@ -298,7 +322,16 @@ describe("SystemWorkspace: topology changes", () => {
 
     ws.deleteAssignment("a");
     expect(ws.applyTopologyChange(T0)).toEqual([]);
-    expect(entity(ws, "sys::prod")).toEqual({ entityId: "sys::prod", systemId: "sys", environmentId: "prod", state: null, sequence: 2 });
+    expect(entity(ws, "sys::prod")).toEqual({
+      entityId: "sys::prod",
+      systemId: "sys",
+      environmentId: "prod",
+      state: null,
+      sequence: 2,
+      // A tombstone keeps what it had; re-creation starts a new history (below).
+      history: "hhdddu",
+      flappingFrom: null,
+    });
     expect(entity(ws, "sys")).toMatchObject({ state: null, sequence: 2 });
     expect(ws.changes().entities.filter((record) => record.state === null).map((record) => record.entityId).sort()).toEqual(["sys", "sys::prod"]);
     // Tombstoning twice changes nothing more.
@@ -307,7 +340,15 @@ describe("SystemWorkspace: topology changes", () => {
     ws.setAssignment(assignment("a"));
     expect(ws.applyTopologyChange(T0)).toEqual([]);
     // The slice was dropped with the assignment: it starts from the baseline again.
-    expect(entity(ws, "sys::prod")).toMatchObject({ state: { status: H, healthyChecks: 1, totalChecks: 1 }, sequence: 2 });
+    expect(entity(ws, "sys::prod")).toEqual({
+      entityId: "sys::prod",
+      systemId: "sys",
+      environmentId: "prod",
+      state: { status: H, healthyChecks: 1, totalChecks: 1 },
+      sequence: 2,
+      history: "h",
+      flappingFrom: null,
+    });
     const events = apply(ws, "a", "prod", [D, D]);
     expect(transitions(events, "sys::prod").map((event) => [event.sequence, event.eventId, event.previousStatus, event.newStatus])).toEqual([
       [3, "sys::prod#3", H, D],
@@ -425,6 +466,37 @@ describe("SystemWorkspace: topology changes", () => {
   });
 });
 
+describe("topology specs", () => {
+  const lenient = validateThresholds({ mode: "window" })._unsafeUnwrap();
+
+  it("assignmentFromSpec fills omitted fields from the defaults, or from the current assignment", () => {
+    expect(assignmentFromSpec("sys", { checkId: "a" })).toEqual(assignment("a"));
+    const base = assignment("a", { thresholds: lenient, environmentIds: ["prod"], enabled: false, paused: true });
+    expect(assignmentFromSpec("sys", { checkId: "a" }, base)).toEqual(base);
+    expect(assignmentFromSpec("sys", { checkId: "a", environmentIds: null, paused: false }, base)).toEqual({ ...base, environmentIds: null, paused: false });
+    expect(assignmentFromSpec("sys", { checkId: "a", thresholds: DEFAULT_THRESHOLDS, environmentIds: [], enabled: true }, base)).toEqual({
+      ...base,
+      thresholds: DEFAULT_THRESHOLDS,
+      environmentIds: [],
+      enabled: true,
+    });
+  });
+
+  it("applySystemSpec makes the workspace match the document; prune unassigns unlisted checks", () => {
+    const ws = workspace(["prod"], [assignment("a", { thresholds: lenient, paused: true }), assignment("b")]);
+    // A document is the whole truth about what it lists: a's omitted fields go back to defaults.
+    expect(applySystemSpec(ws, { systemId: "sys", environmentIds: ["prod"], checks: [{ checkId: "a" }] }, false)).toBe(true);
+    expect(ws.listAssignments()).toEqual([assignment("a"), assignment("b")]);
+    expect(applySystemSpec(ws, { systemId: "sys", environmentIds: ["prod"], checks: [{ checkId: "a" }] }, false)).toBe(false);
+    expect(applySystemSpec(ws, { systemId: "sys", environmentIds: ["prod"], checks: [{ checkId: "a" }] }, true)).toBe(true);
+    expect(ws.listAssignments()).toEqual([assignment("a")]);
+    expect(applySystemSpec(ws, { systemId: "sys", environmentIds: ["prod", "dev"], checks: [{ checkId: "a" }] }, true)).toBe(true);
+    expect(ws.getSystem()).toEqual({ systemId: "sys", environmentIds: ["prod", "dev"] });
+    expect(applySystemSpec(ws, { systemId: "sys", environmentIds: ["prod", "dev"], checks: [{ checkId: "a" }, { checkId: "c", environmentIds: [] }] }, true)).toBe(true);
+    expect(ws.getAssignment("c")).toEqual(assignment("c", { environmentIds: [] }));
+  });
+});
+
 describe("runRejection (§4)", () => {
   const system: SystemRecord = { systemId: "sys", environmentIds: ["prod", "staging"] };
   const fanned = assignment("http");
@@ -518,9 +590,14 @@ describe("SystemWorkspace properties", () => {
     );
 
     for (const record of ws.listEntities()) {
+      // Sequences are gapless over every event of the entity (transitions and flap events alike).
+      const own = events.filter((event) => event.entityId === record.entityId);
+      expect(own.map((event) => event.sequence)).toEqual(own.map((_, index) => index + 1));
+      expect(own.map((event) => event.eventId)).toEqual(own.map((event) => eventIdOf(record.entityId, event.sequence)));
+      expect(record.sequence).toBe(own.length);
+      for (const event of own) expect(healthEventSchema.parse(event)).toEqual(event);
+      // The chain law holds over the transitions only.
       const chain = transitions(events, record.entityId);
-      expect(chain.map((event) => event.sequence)).toEqual(chain.map((_, index) => index + 1));
-      expect(record.sequence).toBe(chain.length);
       let previous: HealthStatus = H;
       for (const event of chain) {
         expect(event.previousStatus).toBe(previous);

@@ -15,7 +15,12 @@ import { describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { timeSchema, toIso } from "../../src/time";
 import {
+  MAX_REASON_LENGTH,
+  addMaintenanceSchema,
   applyTopologyOptionsSchema,
+  endMaintenanceSchema,
+  flappingSchema,
+  maintenanceIdSchema,
   parseWith,
   subscribeOptionsSchema,
   timeRangeSchema,
@@ -190,11 +195,12 @@ describe("runInputSchema (§13)", () => {
     expect(paths(runInputSchema, { status: "healthy" })).toEqual([["systemId"], ["checkId"]]);
   });
 
-  it("rejects unknown keys", () => {
-    const found = issues(runInputSchema, { ...run, latency: 5 });
-    expect(found).toHaveLength(1);
-    expect(found[0]?.path).toEqual([]);
-    expect(found[0]?.message).toMatch(/latency/);
+  it("rejects unknown keys, one issue at each key", () => {
+    expect(issues(runInputSchema, { ...run, latency: 5 })).toEqual([{ path: ["latency"], message: 'unknown key "latency"' }]);
+    expect(issues(runInputSchema, { ...run, enviromentId: "prod", latency: 5 })).toEqual([
+      { path: ["enviromentId"], message: 'unknown key "enviromentId"' },
+      { path: ["latency"], message: 'unknown key "latency"' },
+    ]);
   });
 
   it("limits the message", () => {
@@ -207,7 +213,7 @@ describe("runInputSchema (§13)", () => {
 
   it("reports every problem at once", () => {
     const found = issues(runInputSchema, { systemId: "", checkId: "c", status: "ok", latencyMs: -1, timestamp: "yesterday", extra: 1 });
-    expect(found.map((issue) => issue.path)).toEqual([["systemId"], ["status"], ["latencyMs"], ["timestamp"], []]);
+    expect(found.map((issue) => issue.path)).toEqual([["systemId"], ["status"], ["latencyMs"], ["timestamp"], ["extra"]]);
   });
 
   it("rejects non-objects", () => {
@@ -276,7 +282,7 @@ describe("retentionSchema (§9, §13)", () => {
     [{ rawRetentionDays: 1, hourlyRetentionDays: 7, dailyRetentionDays: 29 }, ["dailyRetentionDays"]],
     [{ dailyRetentionDays: 1096 }, ["dailyRetentionDays"]],
     [{ dailyRetentionDays: "365" }, ["dailyRetentionDays"]],
-    [{ weeklyRetentionDays: 10 }, []],
+    [{ weeklyRetentionDays: 10 }, ["weeklyRetentionDays"]],
   ])("rejects %j at its path", (input, path) => {
     expect(paths(retentionSchema, input)).toEqual([path]);
   });
@@ -364,12 +370,12 @@ describe("topology inputs (§4, §13)", () => {
   });
 
   it("rejects unknown keys, bad ids and missing fields at every level", () => {
-    expect(paths(topologyDocSchema, { systems: [], extra: 1 })).toEqual([[]]);
+    expect(issues(topologyDocSchema, { systems: [], extra: 1 })).toEqual([{ path: ["extra"], message: 'unknown key "extra"' }]);
     expect(paths(topologyDocSchema, {})).toEqual([["systems"]]);
-    expect(paths(topologyDocSchema, { systems: [{ systemId: "a", environmentIds: [], checks: [], owner: "x" }] })).toEqual([["systems", 0]]);
+    expect(paths(topologyDocSchema, { systems: [{ systemId: "a", environmentIds: [], checks: [], owner: "x" }] })).toEqual([["systems", 0, "owner"]]);
     expect(paths(topologyDocSchema, { systems: [{ systemId: "a", environmentIds: [""], checks: [{ checkId: "c", retries: 1 }] }] })).toEqual([
       ["systems", 0, "environmentIds", 0],
-      ["systems", 0, "checks", 0],
+      ["systems", 0, "checks", 0, "retries"],
     ]);
     expect(paths(topologyDocSchema, { systems: [{ systemId: "", checks: [{ checkId: "c", enabled: "yes" }] }] })).toEqual([
       ["systems", 0, "systemId"],
@@ -397,7 +403,7 @@ describe("topology inputs (§4, §13)", () => {
       ["paused"],
     ]);
     expect(parseWith(unassignCheckSchema, { systemId: "s", checkId: "c" }).isOk()).toBe(true);
-    expect(paths(unassignCheckSchema, { systemId: "s", checkId: "c", environmentIds: [] })).toEqual([[]]);
+    expect(paths(unassignCheckSchema, { systemId: "s", checkId: "c", environmentIds: [] })).toEqual([["environmentIds"]]);
   });
 
   it("applyTopologyOptionsSchema and subscribeOptionsSchema", () => {
@@ -407,6 +413,67 @@ describe("topology inputs (§4, §13)", () => {
     expect(parseWith(subscribeOptionsSchema, { group: "mailer", from: "now" }).isOk()).toBe(true);
     expect(paths(subscribeOptionsSchema, { group: "" })).toEqual([["group"]]);
     expect(paths(subscribeOptionsSchema, { group: "g", from: "latest" })).toEqual([["from"]]);
+  });
+});
+
+describe("maintenance inputs (§11)", () => {
+  const window = { entityId: "sys::prod", start: "2026-11-30T10:00:00+01:00", end: "2026-11-30T12:00:00Z" } as const;
+
+  it("addMaintenanceSchema parses times to UTC and keeps the reason", () => {
+    expect(parseWith(addMaintenanceSchema, window)._unsafeUnwrap()).toEqual({
+      entityId: "sys::prod",
+      start: new Date("2026-11-30T09:00:00.000Z"),
+      end: new Date("2026-11-30T12:00:00.000Z"),
+    });
+    expect(parseWith(addMaintenanceSchema, { ...window, entityId: "sys", reason: "r".repeat(MAX_REASON_LENGTH) }).isOk()).toBe(true);
+    // A millisecond is a window.
+    expect(parseWith(addMaintenanceSchema, { ...window, start: "2026-11-30T11:59:59.999Z" }).isOk()).toBe(true);
+  });
+
+  it("addMaintenanceSchema requires start < end and a canonical entity id", () => {
+    expect(issues(addMaintenanceSchema, { ...window, start: "2026-11-30T12:00:00Z" })).toEqual([{ path: ["end"], message: "must be after start" }]);
+    expect(issues(addMaintenanceSchema, { ...window, start: "2026-11-30T13:00:00Z" })).toEqual([{ path: ["end"], message: "must be after start" }]);
+    expect(issues(addMaintenanceSchema, { ...window, entityId: "a::b::c" })).toEqual([
+      { path: ["entityId"], message: 'invalid entity id "a::b::c": more than one "::" separator' },
+    ]);
+    expect(paths(addMaintenanceSchema, { ...window, entityId: "a::", start: "2026-11-30T13:00:00Z" })).toEqual([["entityId"], ["end"]]);
+    expect(paths(addMaintenanceSchema, { ...window, start: "today" })).toEqual([["start"]]);
+    expect(paths(addMaintenanceSchema, { start: window.start, end: window.end })).toEqual([["entityId"]]);
+  });
+
+  it("addMaintenanceSchema limits the reason and rejects unknown keys", () => {
+    expect(issues(addMaintenanceSchema, { ...window, reason: "r".repeat(MAX_REASON_LENGTH + 1) })).toEqual([
+      { path: ["reason"], message: `must be at most ${MAX_REASON_LENGTH} characters` },
+    ]);
+    expect(issues(addMaintenanceSchema, { ...window, reason: "a\u0000b" })).toEqual([{ path: ["reason"], message: "must not contain NUL characters" }]);
+    expect(issues(addMaintenanceSchema, { ...window, reason: "a\uD800" })).toEqual([{ path: ["reason"], message: "must be well-formed Unicode" }]);
+    expect(issues(addMaintenanceSchema, { ...window, reson: "typo" })).toEqual([{ path: ["reson"], message: 'unknown key "reson"' }]);
+  });
+
+  it("endMaintenanceSchema and maintenanceIdSchema", () => {
+    expect(parseWith(endMaintenanceSchema, { maintenanceId: "m" })._unsafeUnwrap()).toEqual({ maintenanceId: "m" });
+    expect(parseWith(endMaintenanceSchema, { maintenanceId: "m", at: "2026-11-30T10:00:00Z" })._unsafeUnwrap()).toEqual({
+      maintenanceId: "m",
+      at: new Date("2026-11-30T10:00:00.000Z"),
+    });
+    expect(paths(endMaintenanceSchema, { maintenanceId: "", at: "later" })).toEqual([["maintenanceId"], ["at"]]);
+    expect(parseWith(maintenanceIdSchema, { maintenanceId: "m" }).isOk()).toBe(true);
+    expect(issues(maintenanceIdSchema, { maintenanceId: "m", at: "2026-11-30T10:00:00Z" })).toEqual([{ path: ["at"], message: 'unknown key "at"' }]);
+  });
+});
+
+describe("flappingSchema (§10)", () => {
+  it("defaults to enabled, low 20, high 30", () => {
+    expect(parseWith(flappingSchema, {})._unsafeUnwrap()).toEqual({ enabled: true, low: 20, high: 30 });
+    expect(parseWith(flappingSchema, { enabled: false })._unsafeUnwrap()).toEqual({ enabled: false, low: 20, high: 30 });
+    expect(parseWith(flappingSchema, { low: 0, high: 100 })._unsafeUnwrap()).toEqual({ enabled: true, low: 0, high: 100 });
+  });
+
+  it("needs 0 ≤ low < high ≤ 100", () => {
+    expect(issues(flappingSchema, { low: 30, high: 30 })).toEqual([{ path: ["high"], message: "must be greater than low" }]);
+    expect(issues(flappingSchema, { low: 40 })).toEqual([{ path: ["high"], message: "must be greater than low" }]);
+    expect(paths(flappingSchema, { low: -1, high: 101 })).toEqual([["low"], ["high"]]);
+    expect(paths(flappingSchema, { enabled: "yes", hysteresis: 5 })).toEqual([["enabled"], ["hysteresis"]]);
   });
 });
 
@@ -423,5 +490,26 @@ describe("issues", () => {
     ] as unknown as z.core.$ZodIssue[]);
     expect(converted).toEqual([{ path: ["a", 0, "Symbol(key)"], message: "m" }]);
     expect(toConfigurationIssues([], ["x"])).toEqual([]);
+  });
+
+  it("toConfigurationIssues reports each unknown key at its own path, after the prefix and the object's path", () => {
+    const converted = toConfigurationIssues(
+      [
+        { code: "unrecognized_keys", keys: ["x", "y:z"], path: ["systems", 1], message: 'Unrecognized keys: "x", "y:z"', input: {} },
+        { code: "custom", path: ["systems", 2], message: "m", input: undefined },
+        { code: "unrecognized_keys", keys: ["top"], path: [], message: 'Unrecognized key: "top"', input: {} },
+      ] as unknown as z.core.$ZodIssue[],
+      [4],
+    );
+    expect(converted).toEqual([
+      { path: [4, "systems", 1, "x"], message: 'unknown key "x"' },
+      { path: [4, "systems", 1, "y:z"], message: 'unknown key "y:z"' },
+      { path: [4, "systems", 2], message: "m" },
+      { path: [4, "top"], message: 'unknown key "top"' },
+    ]);
+    // A key that needs escaping is quoted as JSON.
+    expect(toConfigurationIssues([{ code: "unrecognized_keys", keys: ['a"b'], path: [], message: "", input: {} }] as unknown as z.core.$ZodIssue[])).toEqual([
+      { path: ['a"b'], message: 'unknown key "a\\"b"' },
+    ]);
   });
 });
