@@ -36,6 +36,9 @@ export default defineConfig({
         "src/payloads/**",
         "src/errors/**",
         "src/validation/**",
+        "src/flapping/**",
+        "src/history/**",
+        "src/events/**",
       ],
       reporter: ["text", "html"],
       thresholds: {
