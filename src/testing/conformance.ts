@@ -5,9 +5,12 @@ import { describeCapabilities } from "./suites/capabilities";
 import type { SuiteContext } from "./suites/context";
 import { describeDelivery } from "./suites/delivery";
 import { describeExactlyOnce } from "./suites/exactly-once";
+import { describeFlapping } from "./suites/flapping";
+import { describeHistory, describeRetention } from "./suites/history";
 import { describeIdempotent } from "./suites/idempotent";
 import { describeIndependence } from "./suites/independence";
 import { describeLifecycle } from "./suites/lifecycle";
+import { describeMaintenance } from "./suites/maintenance";
 import { describeValidation } from "./suites/validation";
 
 /**
@@ -21,7 +24,10 @@ import { describeValidation } from "./suites/validation";
  * write of a unit of work leaves no trace), G4 delivery (history, `from: "now"`, redelivery,
  * isolation, groups, competing consumers, dead letters), G5 independence (lock exclusivity,
  * disjoint sets in parallel, no deadlock in canonical order), G6 idempotent ingestion, validation
- * that writes nothing, lifecycle and cleanup, and the declared capabilities. Tests that need a
+ * that writes nothing, lifecycle and cleanup, the declared capabilities, and SPEC §9–§11: history
+ * and buckets (transition log, availability, latency, concurrent and failed bucket writes, UTC
+ * hours), retention (rollup, pruning, idempotence, a failure on every write), flapping (events,
+ * the muting-consumer law) and maintenance (marks, boundaries once across engines). Tests that need a
  * capability the adapter does not declare are not registered (nothing is skipped silently); with
  * `crossProcess`, engines run on peers from `createPeer`.
  *
@@ -54,5 +60,9 @@ export function describeAdapterConformance(options: AdapterConformanceOptions): 
     describeIdempotent(context);
     describeValidation(context);
     describeLifecycle(context);
+    describeHistory(context);
+    describeRetention(context);
+    describeFlapping(context);
+    describeMaintenance(context);
   });
 }

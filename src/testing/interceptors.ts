@@ -25,9 +25,9 @@ export function proxyMethods<T extends object>(target: T, wrap: (method: string,
   });
 }
 
-/** Whether a `StoreTransaction` method writes (by the ports' naming convention). */
+/** Whether a `StoreTransaction` method writes (by the ports' naming convention; `addToBuckets` merges). */
 export function isWriteMethod(method: string): boolean {
-  return /^(put|delete|insert|append|enqueue)/u.test(method);
+  return /^(put|delete|insert|append|enqueue|add)/u.test(method);
 }
 
 /** A store whose `transaction` hands `fn` the transaction as transformed by `wrapTx`. */
