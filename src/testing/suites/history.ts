@@ -588,6 +588,32 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
     );
 
     it(
+      "engines (processes when cross-process) running retention at the same time roll each hour once and prune each run once between them",
+      async () => {
+        const harness = await harnesses.open();
+        const clock = new ManualClock(T0 + 3 * DAY);
+        const { writer, reader, runIds } = await keepScenario(harness, clock);
+        const before = await keepResults(reader);
+        clock.ms = T0 + 31 * DAY + 12 * HOUR;
+        const engines = [writer, reader, harness.engine(await harness.otherProcess(), engineOptions(clock))];
+        const outcomes = await Promise.all(engines.map((engine, index) => ok(engine.runRetention(), `runRetention on engine ${index}`)));
+        const total = (field: "hourlyRolled" | "runsPruned") => outcomes.reduce((sum, outcome) => sum + outcome[field], 0);
+        expect({ hourlyRolled: total("hourlyRolled"), runsPruned: total("runsPruned") }, "the work of one run, shared").toEqual({
+          hourlyRolled: 36 * KEEP.systems.length,
+          runsPruned: runIds.length,
+        });
+        expect(await keepResults(reader), "latency and success rate unchanged: no hour counted twice").toEqual(before);
+        const hours = (await storedBuckets(harness.adapter.store, ["keep-b"])).map((bucket) => [bucket.granularity, bucket.start, bucket.runs]);
+        expect(hours).toEqual([
+          ["day", iso(T0), 24],
+          ["day", iso(T0 + DAY), 12],
+          ...Array.from({ length: 12 }, (_, index) => ["hour", iso(T0 + (36 + index) * HOUR), 1]),
+        ]);
+      },
+      timeout,
+    );
+
+    it(
       "a failure injected on the k-th write of runRetention (any transaction, or the prune), staged or not, then a clean run: the outcome is that of one clean run, nothing counted twice",
       async () => {
         // Short horizons, so that one run rolls every hour, prunes the first day and the transitions in it.
