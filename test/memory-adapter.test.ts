@@ -1383,3 +1383,25 @@ describe("closing the memory adapter", () => {
     expect(adapter.emitter.capabilities).toEqual({ durable: false, crossProcess: false });
   });
 });
+
+describe("addToBuckets atomicity", () => {
+  it("keeps both deltas when two transactions add to one bucket in any interleaving", async () => {
+    const adapter = createMemoryAdapter();
+    const key: BucketKey = { systemId: "s", checkId: "c", environmentId: null, granularity: "hour", start: "2031-01-01T00:00:00.000Z" };
+    const delta = addRuns(emptyBucket(key), [{ status: "healthy", latencyMs: 5 }]);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const first = adapter.store.transaction({ lockKeys: ["health:a"] }, async (tx) => {
+      await tx.addToBuckets([delta]);
+      expect((await tx.getBuckets([key]))[0]?.runs).toBe(1);
+      await gate;
+    });
+    await adapter.store.transaction({ lockKeys: ["health:b"] }, (tx) => tx.addToBuckets([delta]));
+    release();
+    await first;
+    const [bucket] = await adapter.store.queryBuckets({ systemId: "s", granularity: "hour", from: new Date(0), to: new Date("2040-01-01") });
+    expect(bucket?.runs).toBe(2);
+    expect(bucket?.sketch.bins).toEqual({ [Object.keys(delta.sketch.bins)[0] as string]: 2 });
+    await adapter.close();
+  });
+});

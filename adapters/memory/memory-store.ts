@@ -370,6 +370,9 @@ export class MemoryTransaction implements StoreTransaction {
   readonly #runs: TableStage<StoredRun>;
   readonly #maintenance: TableStage<MaintenanceRecord>;
   readonly #buckets: TableStage<RunBucket>;
+  // What `addToBuckets` added, by bucket key: merged into the then-committed bucket at commit, so
+  // two transactions adding to one bucket both count, whatever their interleaving.
+  readonly #bucketDeltas = new Map<string, RunBucket>();
   readonly #transitions: HealthTransitionRecord[] = [];
   // The same staged transitions by entity, for `listTransitions`.
   readonly #transitionsByEntity = new Map<string, HealthTransitionRecord[]>();
@@ -417,6 +420,10 @@ export class MemoryTransaction implements StoreTransaction {
     const enqueuedAt = this.#events.length > 0 ? timeOf(this.#deps.clock(), "clock()") : 0;
 
     // From here on nothing can throw: the commit is all or nothing.
+    for (const [key, delta] of this.#bucketDeltas) {
+      const current = this.#buckets.get(key);
+      this.#buckets.put(current === undefined ? delta : mergeBuckets(keyOfBucket(delta), [current, delta]));
+    }
     this.#systems.apply();
     this.#assignments.apply();
     this.#slices.apply();
@@ -596,7 +603,7 @@ export class MemoryTransaction implements StoreTransaction {
     return this.#run("getBuckets", () => {
       const found: RunBucket[] = [];
       for (const key of new Set(keys.map(bucketKey))) {
-        const bucket = this.#buckets.get(key);
+        const bucket = this.#bucketView(key);
         if (bucket !== undefined) found.push(copy(bucket));
       }
       return found;
@@ -612,7 +619,10 @@ export class MemoryTransaction implements StoreTransaction {
   putBuckets(buckets: readonly RunBucket[]): Promise<void> {
     return this.#run("putBuckets", () => {
       const checked = buckets.map(storableBucket);
-      for (const bucket of checked) this.#buckets.put(bucket);
+      for (const bucket of checked) {
+        this.#buckets.put(bucket);
+        this.#bucketDeltas.delete(bucketKey(bucket));
+      }
     });
   }
 
@@ -624,17 +634,44 @@ export class MemoryTransaction implements StoreTransaction {
     return this.#run("addToBuckets", () => {
       const checked = buckets.map(storableBucket);
       for (const bucket of checked) {
-        const current = this.#buckets.get(bucketKey(bucket));
-        this.#buckets.put(current === undefined ? bucket : mergeBuckets(keyOfBucket(bucket), [current, bucket]));
+        const key = bucketKey(bucket);
+        const delta = this.#bucketDeltas.get(key);
+        this.#bucketDeltas.set(key, delta === undefined ? bucket : mergeBuckets(keyOfBucket(bucket), [delta, bucket]));
       }
     });
+  }
+
+  /** A bucket as this transaction sees it: staged or committed, plus what it added. */
+  #bucketView(key: string): RunBucket | undefined {
+    const stored = this.#buckets.get(key);
+    const delta = this.#bucketDeltas.get(key);
+    if (delta === undefined) return stored;
+    return stored === undefined ? delta : mergeBuckets(keyOfBucket(delta), [stored, delta]);
+  }
+
+  /** Every bucket of a system as this transaction sees it. */
+  #bucketsOf(systemId: string): RunBucket[] {
+    const seen = new Set<string>();
+    const rows: RunBucket[] = [];
+    for (const bucket of this.#buckets.partition(systemId)) {
+      const key = bucketKey(bucket);
+      seen.add(key);
+      rows.push(this.#bucketView(key) as RunBucket);
+    }
+    for (const [key, delta] of this.#bucketDeltas) {
+      if (delta.systemId === systemId && !seen.has(key)) rows.push(this.#bucketView(key) as RunBucket);
+    }
+    return rows;
   }
 
   /** Rejects, staging nothing, when a key's start is not an ISO 8601 time. */
   deleteBuckets(keys: readonly BucketKey[]): Promise<void> {
     return this.#run("deleteBuckets", () => {
       const checked = keys.map(bucketKey);
-      for (const key of checked) this.#buckets.delete(key);
+      for (const key of checked) {
+        this.#buckets.delete(key);
+        this.#bucketDeltas.delete(key);
+      }
     });
   }
 
@@ -654,7 +691,7 @@ export class MemoryTransaction implements StoreTransaction {
       const limit = limitOf(query.limit);
       const matching: RunBucket[] = [];
       for (const systemId of new Set(query.systemIds)) {
-        for (const bucket of this.#buckets.partition(systemId)) {
+        for (const bucket of this.#bucketsOf(systemId)) {
           if (bucket.granularity === query.granularity && Date.parse(bucket.start) < before) matching.push(bucket);
         }
       }
