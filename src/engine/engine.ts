@@ -163,7 +163,7 @@ export interface HealthEngine {
    * Availability of an entity over `[from, min(to, now))` (SPEC §9): time-weighted shares of each
    * status from the transition log (degraded counts as unavailable in `availability`), incidents,
    * MTTR, MTBF, and the run success rate from buckets (hour granularity: buckets whose hour starts
-   * in `[hour of from, to)`). A window entirely in the future is a `ValidationError`; an entity
+   * in `[hour of from, min(to, now))`). A window entirely in the future is a `ValidationError`; an entity
    * that never existed is a `NotFoundError`.
    */
   availability(query: TimeRangeQuery): ResultAsync<Availability, HealthError>;
@@ -439,9 +439,10 @@ class Engine implements HealthEngine {
       }
       const [record] = await this.options.store.getEntitiesById([entityId]);
       if (record === undefined) throw new NotFoundError(`unknown entity ${JSON.stringify(entityId)}`);
+      const end = new Date(Math.min(to.getTime(), now.getTime()));
       const [transitions, buckets] = await Promise.all([
         this.options.store.listTransitions({ entityId, to }),
-        this.bucketsOf(ref, from, to),
+        this.bucketsOf(ref, from, end),
       ]);
       return computeAvailability({ transitions, from, to, now, successRate: successRate(buckets) }) as Availability;
     });
