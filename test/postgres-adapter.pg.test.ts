@@ -38,6 +38,9 @@ import {
   createPostgresAdapter,
   migrate,
   migrationChecksum,
+  type PGliteLike,
+  type PgPoolClientLike,
+  type PgPoolLike,
   type PostgresAdapter,
   type PostgresClient,
   type PostgresStoreTransaction,
@@ -423,6 +426,67 @@ async function flapScenario(adapter: HealthAdapter, fixture: PgFixture | undefin
 
 const withoutMaintenanceId = (events: readonly HealthEvent[]) => events.map((event) => ("maintenanceId" in event ? { ...event, maintenanceId: "" } : event));
 
+/** A client that records the text of every statement it runs (PGlite or a pg Pool), for round-trip counts. */
+function recordingClient(client: PostgresClient): { client: PostgresClient; statements: string[] } {
+  const statements: string[] = [];
+  const record = (text: string) => {
+    statements.push(text.replace(/\s+/gu, " ").trim());
+  };
+  if ("listen" in client) {
+    const db = client;
+    const recorded: PGliteLike = {
+      query: (text, params) => {
+        record(text);
+        return db.query(text, params);
+      },
+      exec: (text) => {
+        record(text);
+        return db.exec(text);
+      },
+      transaction: (fn) =>
+        db.transaction((tx) =>
+          fn({
+            query: (text, params) => {
+              record(text);
+              return tx.query(text, params);
+            },
+            exec: (text) => {
+              record(text);
+              return tx.exec(text);
+            },
+          }),
+        ),
+      listen: (channel, callback) => db.listen(channel, callback),
+      dataDir: db.dataDir,
+    };
+    return { client: recorded, statements };
+  }
+  const pool = client;
+  const recorded: PgPoolLike = {
+    query: (text, values) => {
+      record(text);
+      return pool.query(text, values);
+    },
+    connect: async () => {
+      const connection = await pool.connect();
+      return {
+        query: (text: string, values?: unknown[]) => {
+          record(text);
+          return connection.query(text, values);
+        },
+        release: (destroy?: boolean | Error) => connection.release(destroy),
+        on: ((event: "error", listener: (error: Error) => void) => connection.on(event, listener)) as PgPoolClientLike["on"],
+        removeAllListeners: (event?: string) => connection.removeAllListeners(event),
+      };
+    },
+    get totalCount() {
+      return pool.totalCount;
+    },
+    options: { max: 1 },
+  };
+  return { client: recorded, statements };
+}
+
 function describeHistoryAndRetention(fixture: () => PgFixture): void {
   describe("migration 0002: entity flap state", () => {
     it("applies on top of 0001, keeps existing rows (their flap state absent), and is idempotent", async () => {
@@ -483,6 +547,63 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       await inTx(adapter, (tx) => tx.putEntities([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]));
       const after = byId(await adapter.store.getEntitiesById(["s1", "s1::prod"]));
       expect(after).toEqual([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]);
+    });
+  });
+
+  describe("workspace loads", () => {
+    it("sends loads called together as one statement, keeps call order with writes, and rejects every load of a failed statement", async () => {
+      const { client, statements } = recordingClient(fixture().client);
+      const adapter = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
+      fixture().defer(() => adapter.close());
+      const slice = { status: "healthy" as const, successStreak: 1, failureStreak: 0, streakHasUnhealthy: false, recent: "h" };
+      await inTx(adapter, async (tx) => {
+        await tx.putSystem({ systemId: "s", environmentIds: ["prod"] });
+        await tx.putSystem({ systemId: "t", environmentIds: [] });
+        await tx.putAssignments([{ systemId: "s", checkId: "c", thresholds: TWITCHY, environmentIds: null, enabled: true, paused: false }]);
+        await tx.putSlices([{ systemId: "s", checkId: "c", environmentId: "prod", state: slice }, { systemId: "t", checkId: "c", environmentId: null, state: slice }]);
+        await tx.putEntities([{ ...entityOf("s", "prod", Number.MAX_SAFE_INTEGER), history: "hu", flappingFrom: null }, entityOf("t", null, 2)]);
+        await tx.putMaintenance([windowOf("m", "s", 0, HOUR, { startedEntities: ["s::prod"], reason: "r" })]);
+      });
+      const loadAll = (tx: StoreTransaction) =>
+        Promise.all([tx.getSystems(["s", "t", "x", "s"]), tx.getAssignments(["s", "t"]), tx.getSlices(["s", "t"]), tx.getEntities(["t", "s"]), tx.getMaintenance(["s", "t"])]);
+      const sorted = (loaded: Awaited<ReturnType<typeof loadAll>>) => loaded.map((rows) => [...rows].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1)));
+      const apart = sorted(
+        await inTx(adapter, async (tx) => [
+          await tx.getSystems(["s", "t", "x", "s"]),
+          await tx.getAssignments(["s", "t"]),
+          await tx.getSlices(["s", "t"]),
+          await tx.getEntities(["t", "s"]),
+          await tx.getMaintenance(["s", "t"]),
+        ]),
+      );
+      statements.length = 0;
+      const together = sorted(await inTx(adapter, loadAll));
+      expect(together).toEqual(apart);
+      expect(together[3]?.find((entity) => "entityId" in entity && entity.entityId === "s::prod")).toMatchObject({ sequence: Number.MAX_SAFE_INTEGER, history: "hu", flappingFrom: null });
+      expect(statements.filter((text) => text.startsWith("SELECT"))).toHaveLength(1);
+      expect(await inTx(adapter, (tx) => Promise.all([tx.getSystems([]), tx.getEntities([])]))).toEqual([[], []]);
+
+      await inTx(adapter, async (tx) => {
+        // Not awaited one by one: a load called before a write does not see it, one called after does.
+        const before = tx.getSystems(["s"]);
+        const write = tx.putSystem({ systemId: "s", environmentIds: ["prod", "qa"] });
+        const after = Promise.all([tx.getSystems(["s"]), tx.getMaintenance(["s"])]);
+        await write;
+        expect((await before).map((system) => system.environmentIds)).toEqual([["prod"]]);
+        expect((await after)[0].map((system) => system.environmentIds)).toEqual([["prod", "qa"]]);
+      });
+
+      // The maintenance subquery fails, so the one statement fails: every load sent with it rejects.
+      let outcomes: PromiseSettledResult<unknown>[] = [];
+      const failed = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+        await tx.query(`DROP TABLE "${fixture().schema}".maintenance`);
+        outcomes = await Promise.allSettled<unknown>([tx.getSystems(["s"]), tx.getEntities(["s"]), tx.getMaintenance(["s"])]);
+        throw new Error("roll back");
+      });
+      await expect(failed).rejects.toThrow("roll back");
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(["rejected", "rejected", "rejected"]);
+      expect(outcomes.map((outcome) => (outcome.status === "rejected" ? (outcome.reason as { code?: string }).code : undefined))).toEqual(["42P01", "42P01", "42P01"]);
+      expect(await adapter.store.listMaintenance({})).toHaveLength(1);
     });
   });
 

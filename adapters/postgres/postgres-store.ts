@@ -40,6 +40,29 @@ import {
   toInt,
 } from "./sql-values";
 
+/** What `Transaction.#load` reads: a table's rows for some systems. */
+type LoadKind = "systems" | "assignments" | "slices" | "entities" | "maintenance";
+
+interface PendingLoad {
+  readonly kind: LoadKind;
+  /** The system ids as an array literal. */
+  readonly systemIds: string;
+  readonly resolve: (rows: object[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** The statement of each load, given the schema and the placeholder of its system ids. */
+const LOAD_SQL: Readonly<Record<LoadKind, (q: string, systemIds: string) => string>> = {
+  systems: (q, ids) => `SELECT system_id, environment_ids FROM ${q}.systems WHERE system_id = ANY(${ids}::text[])`,
+  assignments: (q, ids) =>
+    `SELECT system_id, check_id, thresholds, environment_ids, enabled, paused FROM ${q}.assignments WHERE system_id = ANY(${ids}::text[])`,
+  slices: (q, ids) => `SELECT system_id, check_id, environment_id, state FROM ${q}.slices WHERE system_id = ANY(${ids}::text[])`,
+  entities: (q, ids) =>
+    `SELECT ${ENTITY_COLUMNS} FROM ${q}.entities WHERE system_id = ANY(${ids}::text[])`,
+  maintenance: (q, ids) =>
+    `SELECT ${MAINTENANCE_COLUMNS} FROM ${q}.maintenance WHERE system_id = ANY(${ids}::text[])`,
+};
+
 /** How a transaction serializes with others, computed from its lock keys. */
 type LockPlan =
   | { readonly mode: "none" }
@@ -293,6 +316,8 @@ class Transaction implements PostgresStoreTransaction {
   readonly #ctx: AdapterContext;
   readonly #q: string;
   #barrierHeld: boolean;
+  /** Loads requested and not sent yet (see `#load`). */
+  readonly #loads: PendingLoad[] = [];
 
   constructor(sql: SqlQueryable, ctx: AdapterContext, barrierHeld: boolean) {
     this.#sql = sql;
@@ -301,26 +326,69 @@ class Transaction implements PostgresStoreTransaction {
     this.#barrierHeld = barrierHeld;
   }
 
+  /**
+   * The connection, for every statement but the coalesced loads: pending loads are sent first,
+   * so statements reach the server in the order they were called (a load sees the writes called
+   * before it, and none called after it).
+   */
+  #db(): SqlQueryable {
+    this.#flushLoads();
+    return this.#sql;
+  }
+
+  /**
+   * Loads the rows of one table for some systems. Loads called together (the engine loads a
+   * workspace with `Promise.all` over getSystems, getAssignments, getSlices, getEntities and
+   * getMaintenance) are sent as one statement, one round trip instead of five: each load is a
+   * scalar subquery aggregating its rows with `jsonb_agg(to_jsonb(row))`, so every row keeps its
+   * column names and decodes as if queried alone. A load waits at most until the current
+   * synchronous code ends (a microtask), or until another statement is called.
+   */
+  #load<R extends object>(kind: LoadKind, systemIds: readonly string[]): Promise<R[]> {
+    return new Promise<R[]>((resolve, reject) => {
+      this.#loads.push({ kind, systemIds: arrayLiteral([...new Set(systemIds)]), resolve: resolve as (rows: object[]) => void, reject });
+      if (this.#loads.length === 1) queueMicrotask(() => this.#flushLoads());
+    });
+  }
+
+  #flushLoads(): void {
+    const loads = this.#loads.splice(0);
+    const [only] = loads;
+    if (only === undefined) return;
+    let results: Promise<object[][]>;
+    if (loads.length === 1) {
+      results = this.#sql.query(LOAD_SQL[only.kind](this.#q, "$1"), [only.systemIds]).then(({ rows }) => [rows]);
+    } else {
+      const columns = loads.map(
+        (load, index) => `(SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) FROM (${LOAD_SQL[load.kind](this.#q, `$${index + 1}`)}) AS r) AS l${index}`,
+      );
+      results = this.#sql
+        .query<Record<string, object[]>>(`SELECT ${columns.join(", ")}`, loads.map((load) => load.systemIds))
+        .then(({ rows: [row] }) => loads.map((_, index) => row?.[`l${index}`] ?? []));
+    }
+    results.then(
+      (rows) => loads.forEach((load, index) => load.resolve(rows[index] ?? [])),
+      (error: unknown) => loads.forEach((load) => load.reject(error)),
+    );
+  }
+
   async query<R extends object = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<R[]> {
-    return (await this.#sql.query<R>(text, params)).rows;
+    return (await this.#db().query<R>(text, params)).rows;
   }
 
   async getSystems(systemIds: readonly string[]): Promise<SystemRecord[]> {
     if (systemIds.length === 0) return [];
-    const { rows } = await this.#sql.query<{ system_id: string; environment_ids: string[] }>(
-      `SELECT system_id, environment_ids FROM ${this.#q}.systems WHERE system_id = ANY($1::text[])`,
-      [arrayLiteral(systemIds)],
-    );
+    const rows = await this.#load<{ system_id: string; environment_ids: string[] }>("systems", systemIds);
     return rows.map((row) => ({ systemId: row.system_id, environmentIds: row.environment_ids }));
   }
 
   async listSystemIds(): Promise<string[]> {
-    const { rows } = await this.#sql.query<{ system_id: string }>(`SELECT system_id FROM ${this.#q}.systems`);
+    const { rows } = await this.#db().query<{ system_id: string }>(`SELECT system_id FROM ${this.#q}.systems`);
     return rows.map((row) => row.system_id);
   }
 
   async putSystem(system: SystemRecord): Promise<void> {
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.systems (system_id, environment_ids) VALUES ($1, $2::jsonb)
        ON CONFLICT (system_id) DO UPDATE SET environment_ids = EXCLUDED.environment_ids`,
       [system.systemId, JSON.stringify(system.environmentIds)],
@@ -328,16 +396,12 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   async deleteSystem(systemId: string): Promise<void> {
-    await this.#sql.query(`DELETE FROM ${this.#q}.systems WHERE system_id = $1`, [systemId]);
+    await this.#db().query(`DELETE FROM ${this.#q}.systems WHERE system_id = $1`, [systemId]);
   }
 
   async getAssignments(systemIds: readonly string[]): Promise<AssignmentRecord[]> {
     if (systemIds.length === 0) return [];
-    const { rows } = await this.#sql.query<AssignmentRow>(
-      `SELECT system_id, check_id, thresholds, environment_ids, enabled, paused
-         FROM ${this.#q}.assignments WHERE system_id = ANY($1::text[])`,
-      [arrayLiteral(systemIds)],
-    );
+    const rows = await this.#load<AssignmentRow>("assignments", systemIds);
     return rows.map((row) => ({
       systemId: row.system_id,
       checkId: row.check_id,
@@ -358,7 +422,7 @@ class Transaction implements PostgresStoreTransaction {
       paused: a.paused,
     }));
     if (rows.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.assignments AS a (system_id, check_id, thresholds, environment_ids, enabled, paused)
        SELECT system_id, check_id, thresholds, environment_ids, enabled, paused
          FROM jsonb_to_recordset($1::jsonb)
@@ -372,7 +436,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async deleteAssignments(keys: readonly { readonly systemId: string; readonly checkId: string }[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `DELETE FROM ${this.#q}.assignments a
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text)
         WHERE a.system_id = x.system_id AND a.check_id = x.check_id`,
@@ -382,10 +446,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async getSlices(systemIds: readonly string[]): Promise<SliceRecord[]> {
     if (systemIds.length === 0) return [];
-    const { rows } = await this.#sql.query<{ system_id: string; check_id: string; environment_id: string | null; state: SliceState }>(
-      `SELECT system_id, check_id, environment_id, state FROM ${this.#q}.slices WHERE system_id = ANY($1::text[])`,
-      [arrayLiteral(systemIds)],
-    );
+    const rows = await this.#load<{ system_id: string; check_id: string; environment_id: string | null; state: SliceState }>("slices", systemIds);
     return rows.map((row) => ({ systemId: row.system_id, checkId: row.check_id, environmentId: row.environment_id, state: row.state }));
   }
 
@@ -397,7 +458,7 @@ class Transaction implements PostgresStoreTransaction {
       state: s.state,
     }));
     if (rows.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.slices (system_id, check_id, environment_id, state)
        SELECT system_id, check_id, environment_id, state
          FROM jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, state jsonb)
@@ -408,7 +469,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async deleteSlices(keys: readonly SliceKey[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `DELETE FROM ${this.#q}.slices s
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text)
         WHERE s.system_id = x.system_id AND s.check_id = x.check_id
@@ -419,11 +480,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async getEntities(systemIds: readonly string[]): Promise<EntityRecord[]> {
     if (systemIds.length === 0) return [];
-    const { rows } = await this.#sql.query<EntityRow>(
-      `SELECT ${ENTITY_COLUMNS} FROM ${this.#q}.entities WHERE system_id = ANY($1::text[])`,
-      [arrayLiteral(systemIds)],
-    );
-    return rows.map(toEntity);
+    return (await this.#load<EntityRow>("entities", systemIds)).map(toEntity);
   }
 
   /**
@@ -441,7 +498,7 @@ class Transaction implements PostgresStoreTransaction {
       flapping_from: e.flappingFrom === undefined ? null : (e.flappingFrom ?? ""),
     }));
     if (rows.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.entities (entity_id, system_id, environment_id, state, sequence, history, flapping_from)
        SELECT entity_id, system_id, environment_id, state, sequence, history, flapping_from
          FROM jsonb_to_recordset($1::jsonb)
@@ -456,7 +513,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async findRunIds(runIds: readonly string[]): Promise<string[]> {
     if (runIds.length === 0) return [];
-    const { rows } = await this.#sql.query<{ run_id: string }>(
+    const { rows } = await this.#db().query<{ run_id: string }>(
       `SELECT run_id FROM ${this.#q}.runs WHERE run_id = ANY($1::text[])`,
       [arrayLiteral([...new Set(runIds)])],
     );
@@ -465,7 +522,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async insertRuns(runs: readonly StoredRun[]): Promise<void> {
     if (runs.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.runs (run_id, system_id, check_id, environment_id, status, latency_ms, run_at_ms, message, recorded_at_ms)
        SELECT run_id, system_id, check_id, environment_id, status, latency_ms, run_at_ms, message, recorded_at_ms
          FROM jsonb_to_recordset($1::jsonb)
@@ -491,7 +548,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async appendTransitions(transitions: readonly HealthTransitionRecord[]): Promise<void> {
     if (transitions.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.transitions
          (entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id)
        SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id
@@ -521,11 +578,11 @@ class Transaction implements PostgresStoreTransaction {
     if (!this.#barrierHeld) {
       // Group registration holds the barrier exclusively: a group is either visible to the
       // statement below or registered after this transaction commits (and then sees its events).
-      await this.#sql.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey]);
+      await this.#db().query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey]);
       this.#barrierHeld = true;
     }
     const q = this.#q;
-    await this.#sql.query(
+    await this.#db().query(
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord integer, entity_id text, sequence bigint, event_id text, event jsonb)
        ), inserted AS (
@@ -555,16 +612,12 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   async listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]> {
-    return selectTransitions(this.#sql, this.#q, query);
+    return selectTransitions(this.#db(), this.#q, query);
   }
 
   async getMaintenance(systemIds: readonly string[]): Promise<MaintenanceRecord[]> {
     if (systemIds.length === 0) return [];
-    const { rows } = await this.#sql.query<MaintenanceRow>(
-      `SELECT ${MAINTENANCE_COLUMNS} FROM ${this.#q}.maintenance WHERE system_id = ANY($1::text[])`,
-      [arrayLiteral(systemIds)],
-    );
-    return rows.map(toMaintenance);
+    return (await this.#load<MaintenanceRow>("maintenance", systemIds)).map(toMaintenance);
   }
 
   /**
@@ -586,7 +639,7 @@ class Transaction implements PostgresStoreTransaction {
       created_at_ms: isoToMs(w.createdAt, "maintenance createdAt"),
     }));
     if (rows.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.maintenance
          (maintenance_id, entity_id, system_id, environment_id, start_ms, end_ms, reason, started_entities, ended, created_at_ms)
        SELECT maintenance_id, entity_id, system_id, environment_id, start_ms, end_ms, reason, started_entities, ended, created_at_ms
@@ -603,7 +656,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async deleteMaintenance(maintenanceIds: readonly string[]): Promise<void> {
     if (maintenanceIds.length === 0) return;
-    await this.#sql.query(`DELETE FROM ${this.#q}.maintenance WHERE maintenance_id = ANY($1::text[])`, [
+    await this.#db().query(`DELETE FROM ${this.#q}.maintenance WHERE maintenance_id = ANY($1::text[])`, [
       arrayLiteral([...new Set(maintenanceIds)]),
     ]);
   }
@@ -611,7 +664,8 @@ class Transaction implements PostgresStoreTransaction {
   /**
    * One statement whatever the batch: `INSERT … ON CONFLICT DO UPDATE` adds each bucket into the
    * stored one in SQL (counts and sums add, `least`/`greatest` combine min and max ignoring
-   * NULLs, sketch bins add key by key), so the merge is atomic per row: a concurrent writer's
+   * NULLs, sketch bins add key by key: `stored || {each delta key: stored + delta}`, so the cost
+   * follows the delta's bins, not the stored ones), so the merge is atomic per row: a concurrent writer's
    * addition waits for the row lock and then adds onto the committed row; neither is lost. Rows
    * are written in key order, so two batches cannot deadlock on each other. Keys repeated in the
    * batch are merged first (`mergeBuckets`). Rejects with a `TypeError`, before any SQL, for
@@ -620,7 +674,7 @@ class Transaction implements PostgresStoreTransaction {
   async addToBuckets(buckets: readonly RunBucket[]): Promise<void> {
     const rows = mergeRepeatedKeys(buckets).map(toBucketParams);
     if (rows.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `INSERT INTO ${this.#q}.buckets AS b (${BUCKET_COLUMNS})
        SELECT ${BUCKET_COLUMNS}
          FROM jsonb_to_recordset($1::jsonb)
@@ -639,16 +693,12 @@ class Transaction implements PostgresStoreTransaction {
              latency_min = least(b.latency_min, EXCLUDED.latency_min),
              latency_max = greatest(b.latency_max, EXCLUDED.latency_max),
              sketch_zero = b.sketch_zero + EXCLUDED.sketch_zero,
-             sketch_bins = CASE
-               WHEN EXCLUDED.sketch_bins = '{}'::jsonb THEN b.sketch_bins
-               WHEN b.sketch_bins = '{}'::jsonb THEN EXCLUDED.sketch_bins
-               ELSE (SELECT coalesce(jsonb_object_agg(bin.key, bin.total), '{}'::jsonb)
-                       FROM (SELECT e.key, sum(e.value::numeric) AS total
-                               FROM (SELECT * FROM jsonb_each_text(b.sketch_bins)
-                                     UNION ALL
-                                     SELECT * FROM jsonb_each_text(EXCLUDED.sketch_bins)) AS e
-                              GROUP BY e.key) AS bin)
-             END`,
+             -- Only the delta's keys are visited (one or two for a run): each becomes stored + delta,
+             -- and || keeps every other stored key as it is.
+             sketch_bins = b.sketch_bins || coalesce(
+               (SELECT jsonb_object_agg(d.key, coalesce((b.sketch_bins ->> d.key)::numeric, 0) + d.value::numeric)
+                  FROM jsonb_each_text(EXCLUDED.sketch_bins) AS d),
+               '{}'::jsonb)`,
       [jsonRows(rows)],
     );
   }
@@ -663,7 +713,7 @@ class Transaction implements PostgresStoreTransaction {
       start_ms: isoToMs(key.start, "bucket start"),
     }));
     if (rows.length === 0) return;
-    await this.#sql.query(
+    await this.#db().query(
       `DELETE FROM ${this.#q}.buckets b
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint)
         WHERE b.system_id = x.system_id AND b.granularity = x.granularity AND b.start_ms = x.start_ms
@@ -682,7 +732,7 @@ class Transaction implements PostgresStoreTransaction {
     const before = dateToMs(query.before, "before");
     const limit = limitOf(query.limit);
     if (query.systemIds.length === 0 || limit === 0) return [];
-    const { rows } = await this.#sql.query<BucketRow>(
+    const { rows } = await this.#db().query<BucketRow>(
       `SELECT ${BUCKET_COLUMNS} FROM ${this.#q}.buckets
         WHERE system_id = ANY($1::text[]) AND granularity = $2 AND start_ms < $3::bigint
         ORDER BY ${BUCKET_ORDER}
