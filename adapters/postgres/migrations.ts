@@ -203,9 +203,11 @@ CREATE INDEX maintenance_system_id_idx ON maintenance (system_id);
 -- windows cost nothing however many accumulate.
 CREATE INDEX maintenance_open_idx ON maintenance (system_id, start_ms, end_ms) WHERE started_entities IS NULL OR NOT ended;
 
--- Retention (prune) deletes by age.
-CREATE INDEX runs_run_at_ms_idx ON runs (run_at_ms);
-CREATE INDEX transitions_occurred_at_ms_idx ON transitions (occurred_at_ms);
+-- Retention (prune) deletes by age. IF NOT EXISTS: on a large schema an operator may build these
+-- two first with CREATE INDEX CONCURRENTLY (this transaction cannot), so the migration does not
+-- block inserts into runs and transitions while they build.
+CREATE INDEX IF NOT EXISTS runs_run_at_ms_idx ON runs (run_at_ms);
+CREATE INDEX IF NOT EXISTS transitions_occurred_at_ms_idx ON transitions (occurred_at_ms);
 `;
 
 /** The adapter's migrations, in the order they are applied. Never edit one that was released. */
