@@ -219,12 +219,15 @@ export class PostgresStore implements HealthStore {
           AND b.check_id = old.check_id AND b.environment_key = old.environment_key`,
       dailyBefore,
     );
-    // A transition goes when a later one of its entity exists: each entity's newest stays, whatever its age.
+    // A transition goes when a later one of its entity exists: each entity's newest stays, whatever
+    // its age. Written as a scalar max() rather than EXISTS: the planner keeps it a per-row probe of
+    // the primary key (backward, one entry), where EXISTS may become a hash semi-join that reads
+    // the whole table for every batch.
     const transitions = await this.#deleteInBatches(
       `DELETE FROM ${q}.transitions t USING (
          SELECT o.entity_id, o.sequence FROM ${q}.transitions o
           WHERE o.occurred_at_ms < $1::bigint
-            AND EXISTS (SELECT 1 FROM ${q}.transitions n WHERE n.entity_id = o.entity_id AND n.sequence > o.sequence)
+            AND o.sequence < (SELECT max(n.sequence) FROM ${q}.transitions n WHERE n.entity_id = o.entity_id)
           LIMIT $2) old
         WHERE t.entity_id = old.entity_id AND t.sequence = old.sequence`,
       transitionsBefore,
