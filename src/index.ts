@@ -71,7 +71,7 @@ export {
   type MaintenanceEndedEvent,
   type MaintenanceStartedEvent,
 } from "./events";
-export { FLAP_HISTORY_LENGTH, percentStateChange } from "./flapping";
+export { FLAP_HISTORY_LENGTH, muteFlapping, percentStateChange } from "./flapping";
 export { parseIsoTimestamp, type TimeInput } from "./time";
 export {
   MAX_ID_LENGTH,
