@@ -7,11 +7,6 @@ export const MAX_ID_LENGTH = 256;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/u;
 
-/**
- * An id of a system, environment, check, run or subscriber group: non-empty, at most 256 code
- * points, no control characters, well-formed Unicode (no lone surrogates, which no database can
- * store as text). Any other character, `:` and `%` included, is allowed.
- */
 // A high surrogate not followed by a low one, or a low one not preceded by a high one.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -20,6 +15,11 @@ export function isWellFormedText(value: string): boolean {
   return !LONE_SURROGATE.test(value);
 }
 
+/**
+ * An id of a system, environment, check, run or subscriber group: non-empty, at most 256 code
+ * points, no control characters, well-formed Unicode (no lone surrogates, which no database can
+ * store as text). Any other character, `:` and `%` included, is allowed.
+ */
 export const idSchema = z.string().superRefine((value, ctx) => {
   if (value.length === 0) {
     ctx.addIssue({ code: "custom", message: "must not be empty" });
