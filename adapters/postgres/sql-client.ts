@@ -41,6 +41,7 @@ export interface PgPoolClientLike {
   on(event: "error", listener: (error: Error) => void): unknown;
   on(event: "end", listener: () => void): unknown;
   removeAllListeners(event?: string): unknown;
+  removeListener?(event: "error", listener: (error: Error) => void): unknown;
 }
 
 /** The parts of a `pg` `Pool` the adapter uses. The adapter never ends it: it belongs to the caller. */
@@ -132,6 +133,13 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
       const client = await pool.connect();
       // Destroy the connection instead of returning it to the pool when its state is unknown.
       let destroy: Error | undefined;
+      // A checked-out client emits "error" when its connection dies between queries (the server
+      // terminated it while the transaction waited on something else); unheard, that error would
+      // crash the process. It is recorded instead, and the next query on the client fails.
+      const onError = (error: Error) => {
+        destroy ??= error;
+      };
+      client.on("error", onError);
       try {
         try {
           await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}`);
@@ -162,6 +170,7 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
         if (commit.command === "ROLLBACK") throw new Error("the transaction was rolled back by the server (a statement in it failed)");
         return result;
       } finally {
+        client.removeListener?.("error", onError);
         client.release(destroy);
       }
     },
