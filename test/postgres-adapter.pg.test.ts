@@ -1878,6 +1878,24 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
     }
   });
 
+  it("cancels a runaway statement after statementTimeoutMs (57014) without retrying, keeping nothing", async () => {
+    const { schema } = fixture();
+    await migrate(fixture().client, { schema });
+    const adapter = createPostgresAdapter({ client: fixture().client, schema, statementTimeoutMs: 50, retry: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 } });
+    fixture().defer(() => adapter.close());
+    let attempts = 0;
+    const started = Date.now();
+    const outcome = adapter.store.transaction({ lockKeys: ["health:slow"] }, async (tx) => {
+      attempts += 1;
+      await tx.putSystem({ systemId: "slow", environmentIds: [] });
+      await tx.query("SELECT pg_sleep(2)");
+    });
+    await expect(outcome).rejects.toMatchObject({ code: "57014" });
+    expect(attempts).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(await count(fixture(), "systems")).toBe(0);
+  });
+
   it("retries a deadlock victim (40P01) and then commits", async () => {
     const { schema } = fixture();
     await migrate(fixture().client, { schema });

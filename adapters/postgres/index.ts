@@ -48,6 +48,12 @@ export interface PostgresAdapterOptions {
    */
   readonly idleInTransactionTimeoutMs?: number;
   /**
+   * `statement_timeout` of store transactions, in ms, so one runaway statement cannot hold entity
+   * locks; `0` disables it. A statement cancelled by it (57014) fails the call with a
+   * `StoreError` and is not retried. @default 30000
+   */
+  readonly statementTimeoutMs?: number;
+  /**
    * A transaction with more distinct lock keys than this takes one exclusive barrier lock instead
    * of one advisory lock per key (it then excludes every other keyed transaction of the schema
    * while it runs), so huge batches cannot exhaust the server's lock table.
@@ -105,6 +111,7 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): Postgres
   const issues: ConfigurationIssue[] = [];
   const lockTimeoutMs = nonNegativeInt(options.lockTimeoutMs, 10_000, "lockTimeoutMs", issues);
   const idleInTransactionTimeoutMs = nonNegativeInt(options.idleInTransactionTimeoutMs, 60_000, "idleInTransactionTimeoutMs", issues);
+  const statementTimeoutMs = nonNegativeInt(options.statementTimeoutMs, 30_000, "statementTimeoutMs", issues);
   const maxLockKeys = nonNegativeInt(options.maxLockKeys, 64, "maxLockKeys", issues);
   const retry: TransactionRetryOptions = {
     maxAttempts: nonNegativeInt(options.retry?.maxAttempts, DEFAULT_TRANSACTION_RETRY.maxAttempts, "retry.maxAttempts", issues, 1),
@@ -136,7 +143,7 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): Postgres
     capabilities,
     clock: options.clock ?? (() => new Date()),
     retry,
-    settings: { lockTimeoutMs, idleInTransactionTimeoutMs },
+    settings: { lockTimeoutMs, idleInTransactionTimeoutMs, statementTimeoutMs },
     maxLockKeys,
     barrierKey: barrierKeyOf(names.schema),
     hub,

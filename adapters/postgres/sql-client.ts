@@ -20,6 +20,8 @@ export interface TransactionSettings {
   readonly lockTimeoutMs: number;
   /** `idle_in_transaction_session_timeout` in milliseconds (0 = none). */
   readonly idleInTransactionTimeoutMs: number;
+  /** `statement_timeout` in milliseconds (0 = none). Absent: the server's setting. */
+  readonly statementTimeoutMs?: number;
 }
 
 /** A pooled or embedded database the adapter can run transactions on. */
@@ -238,7 +240,8 @@ function normalizeRow(row: Row): Row {
 
 function settingsSql(settings: TransactionSettings): string {
   const ms = (value: number) => `'${Math.max(0, Math.floor(value))}ms'`;
-  return `SET LOCAL lock_timeout = ${ms(settings.lockTimeoutMs)}; SET LOCAL idle_in_transaction_session_timeout = ${ms(settings.idleInTransactionTimeoutMs)}`;
+  const statement = settings.statementTimeoutMs === undefined ? "" : `; SET LOCAL statement_timeout = ${ms(settings.statementTimeoutMs)}`;
+  return `SET LOCAL lock_timeout = ${ms(settings.lockTimeoutMs)}; SET LOCAL idle_in_transaction_session_timeout = ${ms(settings.idleInTransactionTimeoutMs)}${statement}`;
 }
 
 const CONNECTION_ERROR_CODES = new Set([
