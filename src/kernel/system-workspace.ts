@@ -53,8 +53,14 @@ export interface WorkspaceChanges {
   readonly maintenance: MaintenanceRecord[];
 }
 
+/**
+ * The key of a slice in a workspace's map: the check id's length, the check id, then the
+ * environment id after a `/` (nothing for the env-less slice). Collision-free for any strings,
+ * since the length says where the check id ends. Built for every slice of the system on every
+ * evaluation, so it is a concatenation, not `JSON.stringify` (about ten times cheaper).
+ */
 function sliceMapKey(checkId: string, environmentId: string | null): string {
-  return JSON.stringify([checkId, environmentId]);
+  return environmentId === null ? `${checkId.length}:${checkId}` : `${checkId.length}:${checkId}/${environmentId}`;
 }
 
 /**
