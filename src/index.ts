@@ -61,8 +61,12 @@ export {
 } from "./payloads";
 export {
   eventIdOf,
+  flappingStartedEventSchema,
+  flappingStoppedEventSchema,
   healthEventSchema,
   healthTransitionEventSchema,
+  maintenanceEndedEventSchema,
+  maintenanceStartedEventSchema,
   type FlappingStartedEvent,
   type FlappingStoppedEvent,
   type HealthEvent,
@@ -80,7 +84,9 @@ export {
   idSchema,
   retentionSchema,
   runInputSchema,
+  subscribeOptionsSchema,
   topologyDocSchema,
+  unassignCheckSchema,
   upsertSystemSchema,
   type AssignCheckInput,
   type RetentionConfig,
