@@ -73,14 +73,7 @@ export class MemoryEmitter implements HealthEmitter {
    * back until `retryAt`, keeping its attempt count; or, with `deadLetter`, settles it and records
    * a `DeadLetter` (`deadAt` = `now`). A no-op for an unknown, settled or not-yet-delivered event.
    */
-  fail(options: {
-    readonly group: string;
-    readonly eventId: string;
-    readonly error: string;
-    readonly retryAt: Date;
-    readonly deadLetter: boolean;
-    readonly now: Date;
-  }): Promise<void> {
+  fail(options: Parameters<HealthEmitter["fail"]>[0]): Promise<void> {
     return promised(() => {
       this.#lifecycle.assertOpen("emitter.fail");
       if (this.#outbox.fail(options)) this.notifyAvailable();

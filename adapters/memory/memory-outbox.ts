@@ -1,4 +1,4 @@
-import type { ClaimedEvent, DeadLetter, HealthEvent } from "healthstate";
+import type { ClaimedEvent, DeadLetter, HealthEmitter, HealthEvent } from "healthstate";
 import { copy, timeOf } from "./lifecycle";
 import { firstAfter, hasSequence, insertSorted } from "./sorted";
 
@@ -191,14 +191,7 @@ export class MemoryOutbox {
    *
    * @returns whether the call changed anything.
    */
-  fail(options: {
-    readonly group: string;
-    readonly eventId: string;
-    readonly error: string;
-    readonly retryAt: Date;
-    readonly deadLetter: boolean;
-    readonly now: Date;
-  }): boolean {
+  fail(options: Parameters<HealthEmitter["fail"]>[0]): boolean {
     const group = this.#group(options.group);
     const retryAt = timeOf(options.retryAt, "retryAt");
     const deadAt = new Date(timeOf(options.now, "now")).toISOString();
