@@ -401,7 +401,7 @@ describe("memory store transactions", () => {
     expect(await adapter.emitter.highWatermark()).toBe("0");
   });
 
-  it("copies records on the way in and out", async () => {
+  it("copies records on the way in and hands out frozen ones that no caller can change", async () => {
     const adapter = newAdapter();
     const input = { systemId: "s1", environmentIds: ["prod"] };
     const inputEvent = event("s1", 1);
@@ -414,12 +414,25 @@ describe("memory store transactions", () => {
     input.environmentIds.push("mutated");
     (inputEvent as { newStatus: string }).newStatus = "degraded";
 
+    // Results are the stored records, frozen: changing one throws (test files are strict mode).
     const systems = await read(adapter, (tx) => tx.getSystems(["s1"]));
-    (systems[0]?.environmentIds as string[]).push("mutated");
+    expect(() => (systems[0]?.environmentIds as string[]).push("mutated")).toThrow(TypeError);
+    expect(() => ((systems[0] as { systemId: string }).systemId = "mutated")).toThrow(TypeError);
     const [stored] = await adapter.store.getEntitiesById(["s1"]);
-    (stored as { sequence: number }).sequence = 99;
+    expect(() => ((stored as { sequence: number }).sequence = 99)).toThrow(TypeError);
+    expect(() => ((stored?.state as { status: string }).status = "unhealthy")).toThrow(TypeError);
     const [logged] = await adapter.store.listTransitions({ entityId: "s1" });
-    (logged as { newStatus: string }).newStatus = "degraded";
+    expect(() => ((logged as { newStatus: string }).newStatus = "degraded")).toThrow(TypeError);
+    // Writing a record read from the store back, changed, stores the change, and only it.
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      const [current] = await tx.getSystems(["s1"]);
+      await tx.putSystem({ ...(current as SystemRecord), environmentIds: [...(current as SystemRecord).environmentIds, "dev"] });
+    });
+    expect(await read(adapter, (tx) => tx.getSystems(["s1"]))).toEqual([system("s1", ["prod", "dev"])]);
+    expect(systems).toEqual([system("s1", ["prod"])]);
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putSystem(systems[0] as SystemRecord);
+    });
 
     expect(await read(adapter, (tx) => tx.getSystems(["s1"]))).toEqual([system("s1", ["prod"])]);
     expect(await adapter.store.getEntitiesById(["s1"])).toEqual([entity("s1", null, 1)]);
@@ -427,6 +440,25 @@ describe("memory store transactions", () => {
     await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
     const [claimed] = await adapter.emitter.claim({ group: "g", consumerId: "c", limit: 1, leaseMs: 10, now: at(0) });
     expect(claimed?.event).toEqual(event("s1", 1));
+  });
+
+  it("copies the mutable parts of a frozen record on the way in", async () => {
+    const adapter = newAdapter();
+    const environmentIds = ["prod"];
+    const input = Object.freeze({ systemId: "s1", environmentIds });
+    const sparse = ["prod"];
+    sparse[2] = "dev";
+    const holey = Object.freeze({ systemId: "s2", environmentIds: Object.freeze(sparse) });
+    await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+      await tx.putSystem(input);
+      await tx.putSystem(holey);
+    });
+    environmentIds.push("mutated");
+    const [s1, s2] = await read(adapter, (tx) => tx.getSystems(["s1", "s2"]));
+    expect(s1).toEqual(system("s1", ["prod"]));
+    expect(Object.isFrozen(s1?.environmentIds)).toBe(true);
+    // Fully frozen data is immutable already: stored as given.
+    expect(s2).toBe(holey);
   });
 
   it("keys slices collision-free: an env-less slice, an environment named \"null\" and separator-bearing ids stay apart", async () => {
@@ -489,9 +521,9 @@ describe("memory store: the transition log inside a transaction", () => {
       // Not visible outside this transaction.
       expect((await adapter.store.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([1, 2]);
       expect(await read(adapter, (other) => seqs(other, {}))).toEqual([1, 2]);
-      // A copy: changing a result changes nothing staged.
+      // Frozen: changing a result throws and changes nothing staged.
       const [first] = await tx.listTransitions({ entityId: "f" });
-      (first as { newStatus: string }).newStatus = "degraded";
+      expect(() => ((first as { newStatus: string }).newStatus = "degraded")).toThrow(TypeError);
       expect(await tx.listTransitions({ entityId: "f" })).toEqual([transition("f", 1, 1000)]);
       throw new Error("roll back");
     });
@@ -634,7 +666,7 @@ describe("memory store: maintenance windows", () => {
     await expect(adapter.store.findDueMaintenance(new Date(Number.NaN))).rejects.toThrow(TypeError);
   });
 
-  it("rejects a window whose start or end is not a time, staging nothing of the batch, and copies windows in and out", async () => {
+  it("rejects a window whose start or end is not a time, staging nothing of the batch, copies windows in and hands them out frozen", async () => {
     const adapter = newAdapter();
     const input = maintenance("m1", "s1", 0, HOUR, { startedEntities: ["s1"] });
     await adapter.store.transaction({ lockKeys: [] }, async (tx) => {
@@ -648,9 +680,10 @@ describe("memory store: maintenance windows", () => {
     });
     (input.startedEntities as string[]).push("mutated");
     const [listed] = await adapter.store.listMaintenance({});
-    (listed?.startedEntities as string[]).push("mutated");
+    expect(() => (listed?.startedEntities as string[]).push("mutated")).toThrow(TypeError);
     const [got] = await read(adapter, (tx) => tx.getMaintenance(["s1"]));
-    (got?.startedEntities as string[]).push("mutated");
+    expect(() => (got?.startedEntities as string[]).push("mutated")).toThrow(TypeError);
+    expect(() => ((got as { ended: boolean }).ended = true)).toThrow(TypeError);
     expect(await adapter.store.listMaintenance({})).toEqual([maintenance("m1", "s1", 0, HOUR, { startedEntities: ["s1"] })]);
   });
 });

@@ -68,6 +68,80 @@ export function copy<T>(value: T): T {
   }
 }
 
+/**
+ * A deeply frozen version of plain data, for the store to keep and hand out without copying:
+ * frozen parts of `value` (a record read from the store and written back, or a frozen nested
+ * array) are shared, anything mutable is copied and frozen, so no one can change the result, and
+ * a caller's later change of `value` cannot reach it. A value that is not plain data (see `copy`)
+ * is `copy`'d and left unfrozen: `shared` then copies it on every read.
+ */
+export function frozen<T>(value: T): T {
+  try {
+    return freezePlain(value, 0);
+  } catch (reason) {
+    if (reason !== NOT_PLAIN) throw reason;
+    return structuredClone(value);
+  }
+}
+
+/**
+ * A stored value as handed to a caller: a frozen one (`frozen` made it) as it is, anything else
+ * as a copy.
+ */
+export function shared<T>(value: T): T {
+  return typeof value !== "object" || value === null || Object.isFrozen(value) ? value : copy(value);
+}
+
+function freezePlain<T>(value: T, depth: number): T {
+  if (typeof value !== "object" || value === null) {
+    if (typeof value === "function" || typeof value === "symbol") throw NOT_PLAIN;
+    return value;
+  }
+  if (depth >= MAX_PLAIN_DEPTH) throw NOT_PLAIN;
+  // Frozen and every part frozen: immutable already, so shared as it is (no allocation).
+  const reuse = Object.isFrozen(value);
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) throw NOT_PLAIN;
+    const length = value.length;
+    let out: unknown[] | undefined = reuse ? undefined : new Array<unknown>(length);
+    for (let index = 0; index < length; index += 1) {
+      // Holes stay holes, as with structuredClone (`slice` keeps them too).
+      if (!(index in value)) continue;
+      const item: unknown = value[index];
+      const field = freezePlain(item, depth + 1);
+      if (out === undefined && field !== item) out = value.slice(0, index);
+      if (out !== undefined) out[index] = field;
+    }
+    if (out === undefined) return value;
+    out.length = length;
+    return Object.freeze(out) as T;
+  }
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) throw NOT_PLAIN;
+  const source = value as Record<string, unknown>;
+  const keys = Object.keys(source);
+  let out: Record<string, unknown> | undefined;
+  if (reuse) {
+    for (const key of keys) {
+      const item = source[key];
+      if (typeof item === "object" && item !== null && freezePlain(item, depth + 1) !== item) {
+        out = {};
+        break;
+      }
+      if (typeof item === "function" || typeof item === "symbol") throw NOT_PLAIN;
+    }
+    if (out === undefined) return value;
+  } else {
+    out = {};
+  }
+  for (const key of keys) {
+    const field = freezePlain(source[key], depth + 1);
+    if (key === "__proto__") Object.defineProperty(out, key, { value: field, enumerable: true, writable: true, configurable: true });
+    else out[key] = field;
+  }
+  return Object.freeze(out) as T;
+}
+
 /** Nesting depth beyond which `copy` hands over to `structuredClone` (which also handles cycles). */
 const MAX_PLAIN_DEPTH = 32;
 

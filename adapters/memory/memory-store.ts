@@ -20,7 +20,7 @@ import {
   type TransitionQuery,
 } from "healthstate";
 import { CowTable, type TableStage } from "./cow-table";
-import { MEMORY_CAPABILITIES, copy, promised, timeOf, type AdapterLifecycle } from "./lifecycle";
+import { MEMORY_CAPABILITIES, copy, frozen, promised, shared, timeOf, type AdapterLifecycle } from "./lifecycle";
 import type { MemoryOutbox } from "./memory-outbox";
 import { TransitionLog, limitOf } from "./transition-log";
 
@@ -65,11 +65,11 @@ function storableBucket(bucket: RunBucket): RunBucket {
   return { ...copy(bucket), start: canonicalTime(bucket.start, "bucket start") };
 }
 
-/** Checks a maintenance window's times (its `start` and `end` must parse) and returns a copy. */
+/** Checks a maintenance window's times (its `start` and `end` must parse) and returns it frozen (see `frozen`). */
 function storableWindow(window: MaintenanceRecord): MaintenanceRecord {
   canonicalTime(window.start, "maintenance start");
   canonicalTime(window.end, "maintenance end");
-  return copy(window);
+  return frozen(window);
 }
 
 /** Whether a window has a boundary left to process (it may become due). Indexed, for `findDueMaintenance`. */
@@ -123,8 +123,11 @@ class Tables {
 }
 
 /**
- * The memory adapter's `HealthStore`. Records are copied when written and when read, so a
- * caller can never change stored data through an argument or a result.
+ * The memory adapter's `HealthStore`. Records are deeply frozen when written (copying whatever
+ * part of them is still mutable) and handed out as they are stored: a caller can never change
+ * stored data through an argument or a result (changing a result throws in strict mode and is
+ * ignored otherwise), and reads allocate nothing per row. Buckets, which commits merge into, are
+ * kept as private copies and copied when read.
  *
  * Transactions are real: each stages its writes copy-on-write per table; its reads see the
  * committed data plus its own staged writes (a staged delete hides a row), while other
@@ -190,7 +193,7 @@ export class MemoryStore implements HealthStore {
       const found: EntityRecord[] = [];
       for (const entityId of new Set(entityIds)) {
         const entity = this.#tables.entities.get(entityId);
-        if (entity !== undefined) found.push(copy(entity));
+        if (entity !== undefined) found.push(shared(entity));
       }
       return found;
     });
@@ -226,7 +229,7 @@ export class MemoryStore implements HealthStore {
         windows = [...table.entries()].map(([, window]) => window);
       }
       if (query.systemId !== undefined) windows = windows.filter((window) => window.systemId === query.systemId);
-      return windows.sort(compareWindows).map((window) => copy(window));
+      return windows.sort(compareWindows).map((window) => shared(window));
     });
   }
 
@@ -441,7 +444,7 @@ export class MemoryTransaction implements StoreTransaction {
       const found: SystemRecord[] = [];
       for (const systemId of new Set(systemIds)) {
         const system = this.#systems.get(systemId);
-        if (system !== undefined) found.push(copy(system));
+        if (system !== undefined) found.push(shared(system));
       }
       return found;
     });
@@ -453,7 +456,7 @@ export class MemoryTransaction implements StoreTransaction {
 
   putSystem(system: SystemRecord): Promise<void> {
     return this.#run("putSystem", () => {
-      this.#systems.put(copy(system));
+      this.#systems.put(frozen(system));
     });
   }
 
@@ -469,7 +472,7 @@ export class MemoryTransaction implements StoreTransaction {
 
   putAssignments(assignments: readonly AssignmentRecord[]): Promise<void> {
     return this.#run("putAssignments", () => {
-      for (const assignment of copy(assignments)) this.#assignments.put(assignment);
+      for (const assignment of assignments.map(frozen)) this.#assignments.put(assignment);
     });
   }
 
@@ -485,7 +488,7 @@ export class MemoryTransaction implements StoreTransaction {
 
   putSlices(slices: readonly SliceRecord[]): Promise<void> {
     return this.#run("putSlices", () => {
-      for (const slice of copy(slices)) this.#slices.put(slice);
+      for (const slice of slices.map(frozen)) this.#slices.put(slice);
     });
   }
 
@@ -501,7 +504,7 @@ export class MemoryTransaction implements StoreTransaction {
 
   putEntities(entities: readonly EntityRecord[]): Promise<void> {
     return this.#run("putEntities", () => {
-      for (const entity of copy(entities)) this.#entities.put(entity);
+      for (const entity of entities.map(frozen)) this.#entities.put(entity);
     });
   }
 
@@ -523,7 +526,7 @@ export class MemoryTransaction implements StoreTransaction {
         }
         batch.add(run.runId);
       }
-      for (const run of copy(runs)) this.#runs.put(run);
+      for (const run of runs.map(frozen)) this.#runs.put(run);
     });
   }
 
@@ -540,7 +543,7 @@ export class MemoryTransaction implements StoreTransaction {
         }
         batch.add(key);
       }
-      for (const transition of copy(transitions)) {
+      for (const transition of transitions.map(frozen)) {
         this.#transitions.push(transition);
         this.#transitionKeys.add(transitionKey(transition.entityId, transition.sequence));
         let staged = this.#transitionsByEntity.get(transition.entityId);
@@ -562,7 +565,7 @@ export class MemoryTransaction implements StoreTransaction {
     return this.#run("enqueueEvents", () => {
       const conflict = this.#deps.outbox.conflict([...this.#events, ...events]);
       if (conflict !== undefined) throw new Error(`memory store: ${conflict}`);
-      this.#events.push(...copy(events));
+      this.#events.push(...events.map(frozen));
     });
   }
 
@@ -714,7 +717,7 @@ export class MemoryTransaction implements StoreTransaction {
 
   #byPartition<V>(stage: TableStage<V>, systemIds: readonly string[]): V[] {
     const found: V[] = [];
-    for (const systemId of new Set(systemIds)) for (const row of stage.partition(systemId)) found.push(copy(row));
+    for (const systemId of new Set(systemIds)) for (const row of stage.partition(systemId)) found.push(shared(row));
     return found;
   }
 }

@@ -1,6 +1,6 @@
 import type { HealthTransitionRecord, TransitionQuery } from "healthstate";
 import { hasSequence, insertSorted } from "./sorted";
-import { copy, timeOf } from "./lifecycle";
+import { shared, timeOf } from "./lifecycle";
 
 interface LoggedTransition {
   readonly record: HealthTransitionRecord;
@@ -56,7 +56,7 @@ export class TransitionLog {
     }
     const matching = entries.filter((entry) => (from === undefined || entry.at >= from) && (to === undefined || entry.at < to));
     const kept = limit === undefined ? matching : matching.slice(matching.length - Math.min(limit, matching.length));
-    return kept.map((entry) => copy(entry.record));
+    return kept.map((entry) => shared(entry.record));
   }
 
   /**
