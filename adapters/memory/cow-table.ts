@@ -76,14 +76,25 @@ export class CowTable<V> {
   applyWrites(writes: ReadonlyMap<string, Write<V>>): void {
     for (const [key, write] of writes) {
       const previous = this.#rows.get(key);
-      if (previous !== undefined) this.#unindex(key, previous);
       if (write === DELETED) {
+        if (previous !== undefined) this.#unindex(key, previous);
         this.#rows.delete(key);
-      } else {
-        this.#rows.set(key, write);
-        this.#index(key, write);
+        continue;
       }
+      this.#rows.set(key, write);
+      // A replaced row in the same partition with the same flag (a slice or entity updated by a
+      // run, the common case) keeps its index entries.
+      if (previous !== undefined && this.#sameIndex(previous, write)) continue;
+      if (previous !== undefined) this.#unindex(key, previous);
+      this.#index(key, write);
     }
+  }
+
+  #sameIndex(a: V, b: V): boolean {
+    return (
+      (this.#partitionOf === undefined || this.#partitionOf(a) === this.#partitionOf(b)) &&
+      (this.#flagOf === undefined || this.#flagOf(a) === this.#flagOf(b))
+    );
   }
 
   #index(key: string, value: V): void {
@@ -111,6 +122,7 @@ export class CowTable<V> {
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+const NO_WRITES: ReadonlyMap<string, never> = new Map<string, never>();
 
 /**
  * One transaction's copy-on-write view of a `CowTable`: reads see the committed rows overlaid
@@ -122,9 +134,10 @@ export class TableStage<V> {
   readonly #table: CowTable<V>;
   readonly #keyOf: (value: V) => string;
   readonly #partitionOf: ((value: V) => string) | undefined;
-  readonly #writes = new Map<string, Write<V>>();
+  // Both made on the first write: most stages of a transaction are never written.
+  #writes: Map<string, Write<V>> | undefined;
   // Keys put in this stage per partition; committed keys come from the table's own index.
-  readonly #stagedPartitions = new Map<string, Set<string>>();
+  #stagedPartitions: Map<string, Set<string>> | undefined;
 
   /** Use `CowTable.stage()`. */
   constructor(table: CowTable<V>, keyOf: (value: V) => string, partitionOf: ((value: V) => string) | undefined) {
@@ -135,31 +148,32 @@ export class TableStage<V> {
 
   /** Whether this stage holds any write. */
   get dirty(): boolean {
-    return this.#writes.size > 0;
+    return this.#writes !== undefined && this.#writes.size > 0;
   }
 
   /** The row with this key as this transaction sees it, `undefined` when absent or deleted. */
   get(key: string): V | undefined {
-    const write = this.#writes.get(key);
+    const write = this.#writes?.get(key);
     if (write === DELETED) return undefined;
     return write ?? this.#table.get(key);
   }
 
   /** Keys written (put or deleted) in this stage. */
   writtenKeys(): IterableIterator<string> {
-    return this.#writes.keys();
+    return (this.#writes ?? NO_WRITES).keys();
   }
 
   /** Stages a create-or-replace of the row with `value`'s key. */
   put(value: V): void {
     const key = this.#keyOf(value);
-    this.#writes.set(key, value);
+    (this.#writes ??= new Map<string, Write<V>>()).set(key, value);
     if (this.#partitionOf !== undefined) {
       const partition = this.#partitionOf(value);
-      let keys = this.#stagedPartitions.get(partition);
+      const staged = (this.#stagedPartitions ??= new Map<string, Set<string>>());
+      let keys = staged.get(partition);
       if (keys === undefined) {
         keys = new Set();
-        this.#stagedPartitions.set(partition, keys);
+        staged.set(partition, keys);
       }
       keys.add(key);
     }
@@ -167,27 +181,34 @@ export class TableStage<V> {
 
   /** Stages a delete; deleting an absent row is a no-op at commit. */
   delete(key: string): void {
-    this.#writes.set(key, DELETED);
+    (this.#writes ??= new Map<string, Write<V>>()).set(key, DELETED);
   }
 
   /** Every row of `partition` as this transaction sees it: committed ones first, then new ones. */
   partition(partition: string): V[] {
-    const keys = new Set(this.#table.partitionKeys(partition));
-    for (const key of this.#stagedPartitions.get(partition) ?? []) keys.add(key);
+    const committed = this.#table.partitionKeys(partition);
     const rows: V[] = [];
-    for (const key of keys) {
-      const row = this.get(key);
-      // A staged put may have moved a committed row to another partition.
-      if (row !== undefined && this.#partitionOf?.(row) === partition) rows.push(row);
+    if (this.#writes === undefined) {
+      // Nothing staged: the committed rows as they are.
+      for (const key of committed) rows.push(this.#table.get(key) as V);
+      return rows;
     }
+    for (const key of committed) this.#pushIn(rows, key, partition);
+    for (const key of this.#stagedPartitions?.get(partition) ?? EMPTY) if (!committed.has(key)) this.#pushIn(rows, key, partition);
     return rows;
+  }
+
+  #pushIn(rows: V[], key: string, partition: string): void {
+    const row = this.get(key);
+    // A staged put may have moved a committed row to another partition.
+    if (row !== undefined && this.#partitionOf?.(row) === partition) rows.push(row);
   }
 
   /** Every key this transaction sees: committed keys not deleted here, then keys new here. */
   keys(): string[] {
     const keys: string[] = [];
     for (const key of this.#table.keys()) if (this.get(key) !== undefined) keys.push(key);
-    for (const [key, write] of this.#writes) {
+    for (const [key, write] of this.#writes ?? NO_WRITES) {
       if (write !== DELETED && this.#table.get(key) === undefined) keys.push(key);
     }
     return keys;
@@ -195,6 +216,6 @@ export class TableStage<V> {
 
   /** Applies this stage's writes to the table (at commit). */
   apply(): void {
-    this.#table.applyWrites(this.#writes);
+    if (this.#writes !== undefined) this.#table.applyWrites(this.#writes);
   }
 }
