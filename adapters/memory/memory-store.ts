@@ -29,8 +29,12 @@ const assignmentKey = (key: { readonly systemId: string; readonly checkId: strin
 const sliceKey = (key: SliceKey): string => JSON.stringify([key.systemId, key.checkId, key.environmentId]);
 const transitionKey = (entityId: string, sequence: number): string => JSON.stringify([entityId, sequence]);
 /** Buckets are keyed by their canonical start (see `canonicalTime`), so two spellings of one instant are one bucket. */
-const bucketKey = (key: BucketKey): string =>
-  JSON.stringify([key.systemId, key.checkId, key.environmentId, key.granularity, canonicalTime(key.start, "bucket start")]);
+const bucketKey = (key: BucketKey): string => storedBucketKey({ ...key, start: canonicalTime(key.start, "bucket start") });
+/** The key of a stored bucket, whose start is canonical already. */
+const storedBucketKey = (key: BucketKey): string =>
+  JSON.stringify([key.systemId, key.checkId, key.environmentId, key.granularity, key.start]);
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** What `MemoryStore.prune` deleted. */
 export interface PruneCounts {
@@ -40,11 +44,16 @@ export interface PruneCounts {
   readonly maintenance: number;
 }
 
+// The last time made canonical: a batch's buckets nearly all start at the same hour.
+let lastTime = { value: "1970-01-01T00:00:00.000Z", canonical: "1970-01-01T00:00:00.000Z" };
+
 /** The canonical ISO 8601 UTC form of a time string; a `TypeError` naming `name` when it is not a time. */
 function canonicalTime(value: string, name: string): string {
+  if (value === lastTime.value) return lastTime.canonical;
   const ms = typeof value === "string" ? Date.parse(value) : Number.NaN;
   if (Number.isNaN(ms)) throw new TypeError(`memory adapter: ${name} must be an ISO 8601 time, got ${JSON.stringify(value)}`);
-  return new Date(ms).toISOString();
+  lastTime = { value, canonical: new Date(ms).toISOString() };
+  return lastTime.canonical;
 }
 
 /** Checks a bucket (granularity and start) and returns a copy with its start in canonical form. */
@@ -58,11 +67,38 @@ function keyOfBucket(bucket: RunBucket): BucketKey {
   };
 }
 
+/**
+ * A private, mutable copy of a bucket with its start in canonical form (buckets are the one
+ * table whose rows a commit changes in place: see `mergeInto`).
+ */
 function storableBucket(bucket: RunBucket): RunBucket {
   if (bucket.granularity !== "hour" && bucket.granularity !== "day") {
     throw new TypeError(`memory adapter: bucket granularity must be "hour" or "day", got ${JSON.stringify(bucket.granularity)}`);
   }
-  return { ...copy(bucket), start: canonicalTime(bucket.start, "bucket start") };
+  const start = canonicalTime(bucket.start, "bucket start");
+  const stored: Mutable<RunBucket> = copy(bucket);
+  stored.start = start;
+  return stored;
+}
+
+/**
+ * Adds `delta` into `target` in place, as `mergeBuckets(key, [target, delta])` would into a new
+ * bucket. `target` must be private to the store (made by `storableBucket`): every read hands out
+ * copies, so no caller can see a bucket change.
+ */
+function mergeInto(target: RunBucket, delta: RunBucket): void {
+  const bucket = target as Mutable<RunBucket>;
+  bucket.runs += delta.runs;
+  bucket.healthy += delta.healthy;
+  bucket.degraded += delta.degraded;
+  bucket.unhealthy += delta.unhealthy;
+  bucket.latencyCount += delta.latencyCount;
+  bucket.latencySum += delta.latencySum;
+  if (delta.latencyMin !== null) bucket.latencyMin = bucket.latencyMin === null ? delta.latencyMin : Math.min(bucket.latencyMin, delta.latencyMin);
+  if (delta.latencyMax !== null) bucket.latencyMax = bucket.latencyMax === null ? delta.latencyMax : Math.max(bucket.latencyMax, delta.latencyMax);
+  const sketch = bucket.sketch as { zero: number; bins: Record<string, number> };
+  sketch.zero += delta.sketch.zero;
+  for (const key of Object.keys(delta.sketch.bins)) sketch.bins[key] = (sketch.bins[key] ?? 0) + (delta.sketch.bins[key] as number);
 }
 
 /** Checks a maintenance window's times (its `start` and `end` must parse) and returns it frozen (see `frozen`). */
@@ -119,7 +155,7 @@ class Tables {
     (window) => window.systemId,
     hasOpenBoundary,
   );
-  readonly buckets = new CowTable<RunBucket>(bucketKey, (bucket) => bucket.systemId);
+  readonly buckets = new CowTable<RunBucket>(storedBucketKey, (bucket) => bucket.systemId);
 }
 
 /**
@@ -425,7 +461,8 @@ export class MemoryTransaction implements StoreTransaction {
     // From here on nothing can throw: the commit is all or nothing.
     for (const [key, delta] of this.#bucketDeltas) {
       const current = this.#buckets.get(key);
-      this.#buckets.put(current === undefined ? delta : mergeBuckets(keyOfBucket(delta), [current, delta]));
+      if (current === undefined) this.#buckets.put(delta);
+      else mergeInto(current, delta);
     }
     this.#systems.apply();
     this.#assignments.apply();
@@ -624,7 +661,7 @@ export class MemoryTransaction implements StoreTransaction {
       const checked = buckets.map(storableBucket);
       for (const bucket of checked) {
         this.#buckets.put(bucket);
-        this.#bucketDeltas.delete(bucketKey(bucket));
+        this.#bucketDeltas.delete(storedBucketKey(bucket));
       }
     });
   }
@@ -637,9 +674,10 @@ export class MemoryTransaction implements StoreTransaction {
     return this.#run("addToBuckets", () => {
       const checked = buckets.map(storableBucket);
       for (const bucket of checked) {
-        const key = bucketKey(bucket);
+        const key = storedBucketKey(bucket);
         const delta = this.#bucketDeltas.get(key);
-        this.#bucketDeltas.set(key, delta === undefined ? bucket : mergeBuckets(keyOfBucket(bucket), [delta, bucket]));
+        if (delta === undefined) this.#bucketDeltas.set(key, bucket);
+        else mergeInto(delta, bucket);
       }
     });
   }
@@ -657,7 +695,7 @@ export class MemoryTransaction implements StoreTransaction {
     const seen = new Set<string>();
     const rows: RunBucket[] = [];
     for (const bucket of this.#buckets.partition(systemId)) {
-      const key = bucketKey(bucket);
+      const key = storedBucketKey(bucket);
       seen.add(key);
       rows.push(this.#bucketView(key) as RunBucket);
     }

@@ -1,5 +1,5 @@
 import type { HealthStatus } from "../status";
-import { EMPTY_SKETCH, addToSketch, mergeSketches, sketchQuantile, type LatencySketch } from "./sketch";
+import { EMPTY_SKETCH, MIN_INDEXABLE, mergeSketches, sketchKey, sketchQuantile, type LatencySketch } from "./sketch";
 
 /** Bucket granularities: raw runs roll into hourly buckets, hourly ones into daily ones. */
 export type BucketGranularity = "hour" | "day";
@@ -32,11 +32,22 @@ export interface RunBucket {
 /** Identifies a bucket. */
 export type BucketKey = Pick<RunBucket, "systemId" | "checkId" | "environmentId" | "granularity" | "start">;
 
+// The last start formatted per granularity: runs come in time order, so nearly every run of a
+// batch falls in the same hour as the one before, and formatting a Date costs more than parsing.
+const lastStart = { hour: { ms: Number.NaN, iso: "" }, day: { ms: Number.NaN, iso: "" } };
+
 /** Start of the UTC hour or day containing `time`, as ISO 8601. Independent of the host's time zone. */
 export function bucketStart(time: Date | string, granularity: BucketGranularity): string {
   const ms = typeof time === "string" ? Date.parse(time) : time.getTime();
   const size = granularity === "hour" ? HOUR_MS : DAY_MS;
-  return new Date(Math.floor(ms / size) * size).toISOString();
+  const start = Math.floor(ms / size) * size;
+  const last = lastStart[granularity];
+  if (start !== last.ms) {
+    // Throws a RangeError for an invalid time, before the cache is touched.
+    last.iso = new Date(start).toISOString();
+    last.ms = start;
+  }
+  return last.iso;
 }
 
 /** An empty bucket. */
@@ -66,35 +77,48 @@ export function addRuns(
   bucket: RunBucket,
   runs: Iterable<{ readonly status: HealthStatus; readonly latencyMs: number | null }>,
 ): RunBucket {
-  const counts = { runs: bucket.runs, healthy: bucket.healthy, degraded: bucket.degraded, unhealthy: bucket.unhealthy };
+  // Plain locals and one sketch copy at most: this runs for every recorded run.
+  let total = bucket.runs;
+  let healthy = bucket.healthy;
+  let degraded = bucket.degraded;
+  let unhealthy = bucket.unhealthy;
   let { latencyCount, latencySum, latencyMin, latencyMax } = bucket;
-  const latencies: number[] = [];
+  let zero = bucket.sketch.zero;
+  let bins: Record<string, number> | undefined;
   for (const run of runs) {
-    counts.runs += 1;
-    counts[run.status] += 1;
-    if (run.latencyMs === null) continue;
+    total += 1;
+    if (run.status === "healthy") healthy += 1;
+    else if (run.status === "degraded") degraded += 1;
+    else unhealthy += 1;
+    const latency = run.latencyMs;
+    if (latency === null) continue;
     latencyCount += 1;
-    latencySum += run.latencyMs;
-    latencyMin = latencyMin === null ? run.latencyMs : Math.min(latencyMin, run.latencyMs);
-    latencyMax = latencyMax === null ? run.latencyMs : Math.max(latencyMax, run.latencyMs);
-    latencies.push(run.latencyMs);
+    latencySum += latency;
+    latencyMin = latencyMin === null ? latency : Math.min(latencyMin, latency);
+    latencyMax = latencyMax === null ? latency : Math.max(latencyMax, latency);
+    bins ??= { ...bucket.sketch.bins };
+    if (latency <= MIN_INDEXABLE) {
+      zero += 1;
+    } else {
+      const key = String(sketchKey(latency));
+      bins[key] = (bins[key] ?? 0) + 1;
+    }
   }
-  const sketch = latencies.length === 0 ? bucket.sketch : addToSketch(bucket.sketch, latencies);
   return {
     systemId: bucket.systemId,
     checkId: bucket.checkId,
     environmentId: bucket.environmentId,
     granularity: bucket.granularity,
     start: bucket.start,
-    runs: counts.runs,
-    healthy: counts.healthy,
-    degraded: counts.degraded,
-    unhealthy: counts.unhealthy,
+    runs: total,
+    healthy,
+    degraded,
+    unhealthy,
     latencyCount,
     latencySum,
     latencyMin,
     latencyMax,
-    sketch,
+    sketch: bins === undefined ? bucket.sketch : { zero, bins },
   };
 }
 

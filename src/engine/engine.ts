@@ -868,7 +868,7 @@ async function persist(tx: StoreTransaction, workspaces: Iterable<SystemWorkspac
  */
 async function addToBuckets(tx: StoreTransaction, runs: readonly StoredRun[]): Promise<void> {
   if (runs.length === 0) return;
-  const groups = new Map<string, { key: BucketKey; runs: StoredRun[] }>();
+  const deltas = new Map<string, RunBucket>();
   for (const run of runs) {
     const key: BucketKey = {
       systemId: run.systemId,
@@ -878,15 +878,15 @@ async function addToBuckets(tx: StoreTransaction, runs: readonly StoredRun[]): P
       start: bucketStart(run.timestamp, "hour"),
     };
     const id = bucketId(key);
-    const group = groups.get(id);
-    if (group === undefined) groups.set(id, { key, runs: [run] });
-    else group.runs.push(run);
+    deltas.set(id, addRuns(deltas.get(id) ?? emptyBucket(key), [run]));
   }
-  await tx.addToBuckets([...groups.values()].map((group) => addRuns(emptyBucket(group.key), group.runs)));
+  await tx.addToBuckets([...deltas.values()]);
 }
 
+/** A collision-free id of a bucket key: the ids are length-prefixed, `-` marks the env-less slice. */
 function bucketId(key: BucketKey): string {
-  return JSON.stringify([key.systemId, key.checkId, key.environmentId, key.granularity, key.start]);
+  const environment = key.environmentId === null ? "-" : `${key.environmentId.length}:${key.environmentId}`;
+  return `${key.systemId.length}:${key.systemId}${key.checkId.length}:${key.checkId}${environment}${key.granularity}${key.start}`;
 }
 
 /** Hourly buckets rolled into daily ones per transaction. */
