@@ -1,6 +1,6 @@
 import { resolveEffectiveEnvironments } from "../environments";
 import { unsafeEncodeEntityId } from "../ids";
-import { worstStatus, type HealthStatus } from "../status";
+import { HEALTH_STATUSES, severityOf, worstStatus, type HealthStatus } from "../status";
 import { isCounted, type AssignmentRecord, type SystemRecord } from "./topology";
 
 /** The aggregated health of one entity (SPEC §6): exactly these three fields. */
@@ -78,6 +78,68 @@ export function aggregateSystem(
       systemId: system.systemId,
       environmentId,
       state: summarize(statuses),
+    });
+  }
+  return views;
+}
+
+/**
+ * The entities a run of `environmentId` can change, exactly as `aggregateSystem` computes them:
+ * the rollup, then the (system, `environmentId`) entity (none for an env-less run); each present
+ * exactly when `aggregateSystem` returns it. Only the counted assignments' slices are looked up
+ * and nothing is built for the other environments: the engine calls this for every run.
+ */
+export function aggregateRunEntities(
+  system: SystemRecord,
+  assignments: Iterable<AssignmentRecord>,
+  sliceStatus: SliceStatusLookup,
+  environmentId: string | null,
+): EntityView[] {
+  // Severities (0 healthy, 1 degraded, 2 unhealthy), the index of each status in HEALTH_STATUSES.
+  let rollupWorst = 0;
+  let rollupHealthy = 0;
+  let rollupTotal = 0;
+  let environmentWorst = 0;
+  let environmentHealthy = 0;
+  let environmentTotal = 0;
+  const membership = system.environmentIds;
+  for (const assignment of assignments) {
+    if (assignment.systemId !== system.systemId || !isCounted(assignment)) continue;
+    // The effective slices (`effectiveSlices`) walked in place, without building the list.
+    const selector = assignment.environmentIds;
+    let worst = 0;
+    let effective = 0;
+    for (const member of membership) {
+      if (selector !== null && !selector.includes(member)) continue;
+      effective += 1;
+      const severity = severityOf(sliceStatus(assignment.checkId, member));
+      if (severity > worst) worst = severity;
+      if (member === environmentId) {
+        environmentTotal += 1;
+        if (severity === 0) environmentHealthy += 1;
+        if (severity > environmentWorst) environmentWorst = severity;
+      }
+    }
+    if (effective === 0) worst = severityOf(sliceStatus(assignment.checkId, null));
+    rollupTotal += 1;
+    if (worst === 0) rollupHealthy += 1;
+    if (worst > rollupWorst) rollupWorst = worst;
+  }
+  if (rollupTotal === 0) return [];
+  const views: EntityView[] = [
+    {
+      entityId: unsafeEncodeEntityId(system.systemId, null),
+      systemId: system.systemId,
+      environmentId: null,
+      state: { status: HEALTH_STATUSES[rollupWorst] as HealthStatus, healthyChecks: rollupHealthy, totalChecks: rollupTotal },
+    },
+  ];
+  if (environmentTotal > 0) {
+    views.push({
+      entityId: unsafeEncodeEntityId(system.systemId, environmentId),
+      systemId: system.systemId,
+      environmentId,
+      state: { status: HEALTH_STATUSES[environmentWorst] as HealthStatus, healthyChecks: environmentHealthy, totalChecks: environmentTotal },
     });
   }
   return views;

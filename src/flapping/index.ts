@@ -1,2 +1,2 @@
-export { FLAP_HISTORY_LENGTH, percentStateChange } from "./percent-state-change";
+export { FLAP_HISTORY_LENGTH, percentStateChange, percentStateChangeOfLetters } from "./percent-state-change";
 export { muteFlapping } from "./mute-flapping";

@@ -10,14 +10,26 @@ export const FLAP_HISTORY_LENGTH = 21;
  * padded at the front with the first one (padding adds no change). An empty list gives 0.
  */
 export function percentStateChange(statuses: readonly HealthStatus[]): number {
-  const history = statuses.slice(-FLAP_HISTORY_LENGTH);
+  return percentOf(statuses);
+}
+
+/**
+ * `percentStateChange` of a history kept as one letter per status (oldest first, any one letter
+ * per status, as entity records keep it), read in place: equal letters are equal statuses.
+ */
+export function percentStateChangeOfLetters(history: string): number {
+  return percentOf(history);
+}
+
+function percentOf(history: ArrayLike<string>): number {
   const pairs = FLAP_HISTORY_LENGTH - 1;
-  const offset = FLAP_HISTORY_LENGTH - history.length;
+  const start = Math.max(0, history.length - FLAP_HISTORY_LENGTH);
+  const offset = FLAP_HISTORY_LENGTH - (history.length - start);
   let total = 0;
-  for (let index = 1; index < history.length; index += 1) {
+  for (let index = start + 1; index < history.length; index += 1) {
     if (history[index] === history[index - 1]) continue;
     // Position of this change among the 20 possible ones, 0 = oldest.
-    const position = offset + index - 1;
+    const position = offset + index - start - 1;
     total += 0.75 + (0.5 * position) / (pairs - 1);
   }
   return (total * 100) / pairs;

@@ -1,4 +1,5 @@
 import {
+  aggregateRunEntities,
   aggregateSystem,
   effectiveSlices,
   sameEntityState,
@@ -8,9 +9,8 @@ import {
 } from "../aggregate";
 import { resolveEffectiveEnvironments } from "../environments";
 import { eventIdOf, type HealthEvent, type HealthTransitionEvent } from "../events";
-import { FLAP_HISTORY_LENGTH, percentStateChange } from "../flapping";
+import { FLAP_HISTORY_LENGTH, percentStateChangeOfLetters } from "../flapping";
 import type { HealthStatus } from "../status";
-import { unsafeEncodeEntityId } from "../ids";
 import { INITIAL_SLICE_STATE, reevaluateSlice, sameThresholds, stepSlice, type SliceState } from "../thresholds";
 import { classifyTransition, deriveHealthTriggerEvents } from "../transitions";
 import { coversEntity, statusBefore, withinWindow, type MaintenanceRecord } from "./maintenance";
@@ -30,7 +30,6 @@ export interface FlappingConfig {
 export const DEFAULT_FLAPPING: FlappingConfig = Object.freeze({ enabled: true, low: 20, high: 30 });
 
 const LETTER: Readonly<Record<HealthStatus, string>> = { healthy: "h", degraded: "d", unhealthy: "u" };
-const STATUS_OF: Readonly<Record<string, HealthStatus>> = { h: "healthy", d: "degraded", u: "unhealthy" };
 
 /** What caused an evaluation: a run, or a topology change (no run). */
 export interface EvaluationCause {
@@ -114,6 +113,9 @@ export class SystemWorkspace {
   private readonly maintenance = new Map<string, MaintenanceRecord>();
   private readonly dirtyMaintenance = new Set<string>();
   private readonly flapping: FlappingConfig;
+  /** A slice's evaluated status; a slice without runs reads as healthy. */
+  private readonly sliceStatus = (checkId: string, environmentId: string | null): HealthStatus =>
+    this.slices.get(sliceMapKey(checkId, environmentId))?.state.status ?? "healthy";
 
   constructor(
     readonly systemId: string,
@@ -235,9 +237,16 @@ export class SystemWorkspace {
     this.slices.set(key, { systemId: this.systemId, checkId: run.checkId, environmentId: run.environmentId, state });
     this.dirtySlices.add(key);
     this.deletedSlices.delete(key);
-    const touched = new Set([unsafeEncodeEntityId(this.systemId, null)]);
-    if (run.environmentId !== null) touched.add(unsafeEncodeEntityId(this.systemId, run.environmentId));
-    return this.evaluate(touched, { runId: run.runId, checkId: run.checkId }, run.timestamp);
+    const produced: HealthEvent[] = [];
+    if (this.system === undefined) return produced;
+    // Only the entities the run touches (the rollup and its environment's entity) are evaluated.
+    const views = aggregateRunEntities(this.system, this.assignments.values(), this.sliceStatus, run.environmentId);
+    const cause = { runId: run.runId, checkId: run.checkId };
+    for (const view of views) {
+      for (const event of this.updateEntity(view, cause, run.timestamp)) produced.push(event);
+    }
+    for (const event of produced) this.events.push(event);
+    return produced;
   }
 
   /**
@@ -246,31 +255,22 @@ export class SystemWorkspace {
    */
   applyTopologyChange(occurredAt: string): HealthEvent[] {
     this.pruneSlices();
-    return this.evaluate("all", {}, occurredAt);
+    return this.evaluate({}, occurredAt);
   }
 
-  private evaluate(touched: Set<string> | "all", cause: EvaluationCause, occurredAt: string): HealthEvent[] {
-    const views =
-      this.system === undefined
-        ? []
-        : aggregateSystem(
-            this.system,
-            this.assignments.values(),
-            (checkId, environmentId) => this.slices.get(sliceMapKey(checkId, environmentId))?.state.status ?? "healthy",
-          );
+  /** Evaluates every entity of the system; those that no longer exist become tombstones. */
+  private evaluate(cause: EvaluationCause, occurredAt: string): HealthEvent[] {
+    const views = this.system === undefined ? [] : aggregateSystem(this.system, this.assignments.values(), this.sliceStatus);
     const produced: HealthEvent[] = [];
     const present = new Set<string>();
     for (const view of views) {
       present.add(view.entityId);
-      if (touched !== "all" && !touched.has(view.entityId)) continue;
       produced.push(...this.updateEntity(view, cause, occurredAt));
     }
-    if (touched === "all") {
-      for (const [entityId, record] of this.entities) {
-        if (present.has(entityId) || record.state === null) continue;
-        this.entities.set(entityId, { ...record, state: null });
-        this.dirtyEntities.add(entityId);
-      }
+    for (const [entityId, record] of this.entities) {
+      if (present.has(entityId) || record.state === null) continue;
+      this.entities.set(entityId, { ...record, state: null });
+      this.dirtyEntities.add(entityId);
     }
     this.events.push(...produced);
     return produced;
@@ -328,7 +328,7 @@ export class SystemWorkspace {
     }
 
     if (this.flapping.enabled && previous !== null) {
-      const percent = percentStateChange([...nextHistory].map((letter) => STATUS_OF[letter] as HealthStatus));
+      const percent = percentStateChangeOfLetters(nextHistory);
       if (!wasFlapping && percent >= this.flapping.high) {
         sequence += 1;
         events.push({

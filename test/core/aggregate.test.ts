@@ -12,7 +12,7 @@ import {
   type SystemRecord,
 } from "healthstate";
 import { describe, expect, it } from "vitest";
-import { sameEntityState } from "../../src/aggregate";
+import { aggregateRunEntities, sameEntityState } from "../../src/aggregate";
 
 function assignment(checkId: string, options: Partial<AssignmentRecord> = {}): AssignmentRecord {
   return {
@@ -275,6 +275,17 @@ describe("aggregation properties (§6)", () => {
     if (views.length > 0) expect(order[0]).toBeNull();
     expect(order.slice(1)).toEqual(sys.environmentIds.filter((e) => order.includes(e)));
   });
+
+  test.prop([scenario, fc.constantFrom(null, "gone", ...ENVIRONMENTS)], { numRuns: 500 })(
+    "aggregateRunEntities gives exactly aggregateSystem's rollup and the run's environment entity",
+    ({ system: sys, assignments, table }, environmentId) => {
+      const read = lookup(table);
+      const expected = aggregateSystem(sys, assignments, read).filter(
+        (view) => view.environmentId === null || view.environmentId === environmentId,
+      );
+      expect(aggregateRunEntities(sys, assignments, read, environmentId)).toEqual(expected);
+    },
+  );
 
   test.prop([scenario], { numRuns: 300 })(
     "does not depend on the order of assignments nor on the order of environment selectors",

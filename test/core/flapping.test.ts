@@ -1,6 +1,7 @@
 import { fc, test } from "@fast-check/vitest";
 import { FLAP_HISTORY_LENGTH, HEALTH_STATUSES, percentStateChange, type HealthStatus } from "healthstate";
 import { describe, expect, it } from "vitest";
+import { percentStateChangeOfLetters } from "../../src/flapping";
 
 const H = "healthy";
 const D = "degraded";
@@ -86,6 +87,14 @@ describe("percentStateChange (§10)", () => {
       expect(value).toBeGreaterThanOrEqual(0);
       expect(value).toBeLessThanOrEqual(100 + 1e-9);
       expect(percentStateChange(statuses.slice(-21))).toBe(value);
+    },
+  );
+
+  test.prop([fc.array(fc.constantFrom<HealthStatus>(...HEALTH_STATUSES), { maxLength: 60 })])(
+    "of a letter history (as entity records keep it) equals that of the statuses, exactly",
+    (statuses) => {
+      const letters = statuses.map((status) => status[0]).join("");
+      expect(percentStateChangeOfLetters(letters)).toBe(percentStateChange(statuses));
     },
   );
 });
