@@ -36,7 +36,7 @@ import {
   applyTopologyOptionsSchema,
   assignCheckSchema,
   idSchema,
-  runInputSchema,
+  safeParseRunInput,
   subscribeOptionsSchema,
   toConfigurationIssues,
   topologyDocSchema,
@@ -717,7 +717,7 @@ class Engine implements HealthEngine {
   private async record(inputs: readonly RunInput[], batch: boolean): Promise<RecordOutcome[]> {
     const issues: ConfigurationIssue[] = [];
     const valid = inputs.flatMap((input, index) => {
-      const parsed = runInputSchema.safeParse(input);
+      const parsed = safeParseRunInput(input);
       if (parsed.success) return [parsed.data];
       issues.push(...toConfigurationIssues(parsed.error.issues, batch ? [index] : []));
       return [];

@@ -27,3 +27,4 @@ export {
   type ValidTopologyDoc,
 } from "./inputs";
 export { parseWith, toConfigurationIssues } from "./issues";
+export { safeParseRunInput } from "./run-input";
