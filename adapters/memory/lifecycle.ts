@@ -119,10 +119,11 @@ function freezePlain<T>(value: T, depth: number): T {
   const prototype: unknown = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) throw NOT_PLAIN;
   const source = value as Record<string, unknown>;
-  const keys = Object.keys(source);
+  // `for…in` rather than `Object.keys` (no array per object): with the prototype checked above,
+  // both list the same own enumerable keys (as long as no one gave Object.prototype enumerable ones).
   let out: Record<string, unknown> | undefined;
   if (reuse) {
-    for (const key of keys) {
+    for (const key in source) {
       const item = source[key];
       if (typeof item === "object" && item !== null && freezePlain(item, depth + 1) !== item) {
         out = {};
@@ -134,7 +135,7 @@ function freezePlain<T>(value: T, depth: number): T {
   } else {
     out = {};
   }
-  for (const key of keys) {
+  for (const key in source) {
     const field = freezePlain(source[key], depth + 1);
     if (key === "__proto__") Object.defineProperty(out, key, { value: field, enumerable: true, writable: true, configurable: true });
     else out[key] = field;

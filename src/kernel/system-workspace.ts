@@ -234,7 +234,8 @@ export class SystemWorkspace {
     const key = sliceMapKey(run.checkId, run.environmentId);
     const previous = this.slices.get(key)?.state ?? INITIAL_SLICE_STATE;
     const state: SliceState = stepSlice(previous, run.status, assignment.thresholds);
-    this.slices.set(key, { systemId: this.systemId, checkId: run.checkId, environmentId: run.environmentId, state });
+    // Frozen, as every record this workspace writes on a run: a store may keep it without a copy.
+    this.slices.set(key, Object.freeze({ systemId: this.systemId, checkId: run.checkId, environmentId: run.environmentId, state: Object.freeze(state) }));
     this.dirtySlices.add(key);
     this.deletedSlices.delete(key);
     const produced: HealthEvent[] = [];
@@ -362,15 +363,18 @@ export class SystemWorkspace {
       nextHistory === (record.history ?? "") &&
       flappingFrom === (record.flappingFrom ?? null);
     if (!unchanged) {
-      this.entities.set(view.entityId, {
-        entityId: view.entityId,
-        systemId: view.systemId,
-        environmentId: view.environmentId,
-        state: view.state,
-        sequence,
-        history: nextHistory,
-        flappingFrom,
-      });
+      this.entities.set(
+        view.entityId,
+        Object.freeze({
+          entityId: view.entityId,
+          systemId: view.systemId,
+          environmentId: view.environmentId,
+          state: Object.freeze(view.state),
+          sequence,
+          history: nextHistory,
+          flappingFrom,
+        }),
+      );
       this.dirtyEntities.add(view.entityId);
     }
     return events;

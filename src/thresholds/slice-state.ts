@@ -42,7 +42,8 @@ export function stepSlice(state: SliceState, status: HealthStatus, thresholds: T
   const successStreak = failing ? 0 : state.successStreak + 1;
   const failureStreak = failing ? state.failureStreak + 1 : 0;
   const streakHasUnhealthy = failing && (state.streakHasUnhealthy || status === "unhealthy");
-  const counters = { successStreak, failureStreak, streakHasUnhealthy, recent };
+  // Built field by field, not with a spread: this runs for every recorded run.
+  const stateWith = (status: HealthStatus): SliceState => ({ status, successStreak, failureStreak, streakHasUnhealthy, recent });
 
   if (thresholds.mode === "window") {
     const window = recent.slice(-thresholds.windowSize);
@@ -55,12 +56,12 @@ export function stepSlice(state: SliceState, status: HealthStatus, thresholds: T
         : failures >= thresholds.degraded.minFailureCount
           ? "degraded"
           : "healthy";
-    return { status: next, ...counters };
+    return stateWith(next);
   }
 
   if (!failing) {
     const recovered = successStreak >= thresholds.healthy.minSuccessCount;
-    return { status: recovered ? "healthy" : state.status, ...counters };
+    return stateWith(recovered ? "healthy" : state.status);
   }
   const target: HealthStatus | undefined =
     failureStreak >= thresholds.unhealthy.minFailureCount && streakHasUnhealthy
@@ -70,7 +71,7 @@ export function stepSlice(state: SliceState, status: HealthStatus, thresholds: T
         : undefined;
   // A failure streak escalates; it never de-escalates.
   const escalates = target !== undefined && severityOf(target) > severityOf(state.status);
-  return { status: escalates ? target : state.status, ...counters };
+  return stateWith(escalates ? target : state.status);
 }
 
 /**
