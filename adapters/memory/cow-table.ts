@@ -11,7 +11,9 @@ type Write<V> = V | typeof DELETED;
  */
 export class CowTable<V> {
   readonly #rows = new Map<string, V>();
-  readonly #partitions = new Map<string, Set<string>>();
+  // Per partition its rows by key (the same values as `#rows`), so a partition is read without a
+  // lookup per row in the table-wide map.
+  readonly #partitions = new Map<string, Map<string, V>>();
   readonly #flagged = new Set<string>();
   readonly #keyOf: (value: V) => string;
   readonly #partitionOf: ((value: V) => string) | undefined;
@@ -52,8 +54,8 @@ export class CowTable<V> {
     return this.#rows.entries();
   }
 
-  /** Committed keys of one partition (empty for an unknown partition or an unpartitioned table). */
-  partitionKeys(partition: string): ReadonlySet<string> {
+  /** Committed rows of one partition by key (empty for an unknown partition or an unpartitioned table). */
+  partitionRows(partition: string): ReadonlyMap<string, V> {
     return this.#partitions.get(partition) ?? EMPTY;
   }
 
@@ -84,7 +86,10 @@ export class CowTable<V> {
       this.#rows.set(key, write);
       // A replaced row in the same partition with the same flag (a slice or entity updated by a
       // run, the common case) keeps its index entries.
-      if (previous !== undefined && this.#sameIndex(previous, write)) continue;
+      if (previous !== undefined && this.#sameIndex(previous, write)) {
+        if (this.#partitionOf !== undefined) this.#partitions.get(this.#partitionOf(write))?.set(key, write);
+        continue;
+      }
       if (previous !== undefined) this.#unindex(key, previous);
       this.#index(key, write);
     }
@@ -101,27 +106,28 @@ export class CowTable<V> {
     if (this.#flagOf?.(value) === true) this.#flagged.add(key);
     if (this.#partitionOf === undefined) return;
     const partition = this.#partitionOf(value);
-    let keys = this.#partitions.get(partition);
-    if (keys === undefined) {
-      keys = new Set();
-      this.#partitions.set(partition, keys);
+    let rows = this.#partitions.get(partition);
+    if (rows === undefined) {
+      rows = new Map();
+      this.#partitions.set(partition, rows);
     }
-    keys.add(key);
+    rows.set(key, value);
   }
 
   #unindex(key: string, value: V): void {
     this.#flagged.delete(key);
     if (this.#partitionOf === undefined) return;
     const partition = this.#partitionOf(value);
-    const keys = this.#partitions.get(partition);
-    if (keys === undefined) return;
-    keys.delete(key);
+    const rows = this.#partitions.get(partition);
+    if (rows === undefined) return;
+    rows.delete(key);
     // An emptied partition is dropped, so deleted systems leave nothing behind.
-    if (keys.size === 0) this.#partitions.delete(partition);
+    if (rows.size === 0) this.#partitions.delete(partition);
   }
 }
 
-const EMPTY: ReadonlySet<string> = new Set();
+const EMPTY: ReadonlyMap<string, never> = new Map<string, never>();
+const NO_KEYS: ReadonlySet<string> = new Set();
 const NO_WRITES: ReadonlyMap<string, never> = new Map<string, never>();
 
 /**
@@ -186,15 +192,11 @@ export class TableStage<V> {
 
   /** Every row of `partition` as this transaction sees it: committed ones first, then new ones. */
   partition(partition: string): V[] {
-    const committed = this.#table.partitionKeys(partition);
+    const committed = this.#table.partitionRows(partition);
+    if (this.#writes === undefined) return [...committed.values()]; // nothing staged: the committed rows
     const rows: V[] = [];
-    if (this.#writes === undefined) {
-      // Nothing staged: the committed rows as they are.
-      for (const key of committed) rows.push(this.#table.get(key) as V);
-      return rows;
-    }
-    for (const key of committed) this.#pushIn(rows, key, partition);
-    for (const key of this.#stagedPartitions?.get(partition) ?? EMPTY) if (!committed.has(key)) this.#pushIn(rows, key, partition);
+    for (const key of committed.keys()) this.#pushIn(rows, key, partition);
+    for (const key of this.#stagedPartitions?.get(partition) ?? NO_KEYS) if (!committed.has(key)) this.#pushIn(rows, key, partition);
     return rows;
   }
 

@@ -321,9 +321,8 @@ export class MemoryStore implements HealthStore {
       const table = this.#tables.buckets;
       const systemIds: string[] = [];
       for (const systemId of table.partitionNames()) {
-        for (const key of table.partitionKeys(systemId)) {
-          const bucket = table.get(key);
-          if (bucket !== undefined && bucket.granularity === query.granularity && Date.parse(bucket.start) < before) {
+        for (const bucket of table.partitionRows(systemId).values()) {
+          if (bucket.granularity === query.granularity && Date.parse(bucket.start) < before) {
             systemIds.push(systemId);
             break;
           }
@@ -375,10 +374,7 @@ export class MemoryStore implements HealthStore {
 /** The committed rows of one partition of a table (not copied). */
 function committedPartition<V>(table: CowTable<V>, partition: string): V[] {
   const rows: V[] = [];
-  for (const key of table.partitionKeys(partition)) {
-    const row = table.get(key);
-    if (row !== undefined) rows.push(row);
-  }
+  for (const row of table.partitionRows(partition).values()) rows.push(row);
   return rows;
 }
 
