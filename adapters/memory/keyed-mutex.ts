@@ -1,5 +1,8 @@
 import type { HealthLock } from "healthstate";
 
+/** The waiters of a key held with none waiting (shared, never changed). */
+const NO_WAITERS: (() => void)[] = [];
+
 /**
  * An in-process keyed async mutex: the memory adapter's `HealthLock`.
  *
@@ -40,11 +43,13 @@ export class KeyedMutex implements HealthLock {
   #acquire(key: string): Promise<void> | undefined {
     const waiters = this.#waiters.get(key);
     if (waiters === undefined) {
-      this.#waiters.set(key, []);
+      // Most keys are never waited for: the list is made by the first waiter.
+      this.#waiters.set(key, NO_WAITERS);
       return undefined;
     }
     return new Promise<void>((resolve) => {
-      waiters.push(resolve);
+      if (waiters === NO_WAITERS) this.#waiters.set(key, [resolve]);
+      else waiters.push(resolve);
     });
   }
 

@@ -800,6 +800,11 @@ async function loadWorkspaces(
     tx.getEntities(systemIds),
     tx.getMaintenance(systemIds),
   ]);
+  if (systemIds.length === 1) {
+    // One system (every single call): every row read is its own, nothing to group.
+    const systemId = systemIds[0] as string;
+    return new Map([[systemId, new SystemWorkspace(systemId, { system: systems[0], assignments, slices, entities, maintenance }, { flapping })]]);
+  }
   const bySystem = <T extends { readonly systemId: string }>(records: readonly T[]) => {
     const grouped = new Map<string, T[]>();
     for (const record of records) {
