@@ -135,6 +135,7 @@ export {
   mergeSketches,
   sketchCount,
   sketchQuantile,
+  sparseBins,
   successRate,
   summarizeLatency,
   type BucketGranularity,

@@ -1,6 +1,7 @@
 import {
   hasDueBoundary,
   mergeBuckets,
+  sparseBins,
   type AdapterCapabilities,
   type AssignmentRecord,
   type BucketGranularity,
@@ -38,6 +39,9 @@ const storedBucketKey = (key: BucketKey): string =>
   JSON.stringify([key.systemId, key.checkId, key.environmentId, key.granularity, key.start]);
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Up to this many bins, a stored copy of a sketch keeps them sparse. */
+const SPARSE_BINS = 8;
 
 /** What `MemoryStore.prune` deleted. */
 export interface PruneCounts {
@@ -81,8 +85,10 @@ function storableBucket(bucket: RunBucket): RunBucket {
   }
   // Field by field (a bucket is flat but for its sketch): the generic `copy` costs more, per run.
   const sketch = bucket.sketch;
-  const bins: Record<string, number> = {};
-  for (const key of Object.keys(sketch.bins)) bins[key] = sketch.bins[key] as number;
+  const keys = Object.keys(sketch.bins);
+  // A run's delta has one bin: kept sparse (see `sparseBins`); a bigger sketch as a plain object.
+  const bins: Record<string, number> = keys.length <= SPARSE_BINS ? sparseBins() : {};
+  for (const key of keys) bins[key] = sketch.bins[key] as number;
   return {
     systemId: bucket.systemId,
     checkId: bucket.checkId,

@@ -1,5 +1,5 @@
 import type { HealthStatus } from "../status";
-import { EMPTY_SKETCH, MIN_INDEXABLE, mergeSketches, sketchKey, sketchQuantile, type LatencySketch } from "./sketch";
+import { EMPTY_SKETCH, MIN_INDEXABLE, mergeSketches, sketchKey, sketchQuantile, sparseBins, type LatencySketch } from "./sketch";
 
 /** Bucket granularities: raw runs roll into hourly buckets, hourly ones into daily ones. */
 export type BucketGranularity = "hour" | "day";
@@ -96,7 +96,7 @@ export function addRuns(
     latencySum += latency;
     latencyMin = latencyMin === null ? latency : Math.min(latencyMin, latency);
     latencyMax = latencyMax === null ? latency : Math.max(latencyMax, latency);
-    bins ??= { ...bucket.sketch.bins };
+    bins ??= bucket.sketch.bins === EMPTY_SKETCH.bins ? sparseBins() : { ...bucket.sketch.bins };
     if (latency <= MIN_INDEXABLE) {
       zero += 1;
     } else {

@@ -20,5 +20,6 @@ export {
   sketchKey,
   sketchQuantile,
   sketchValue,
+  sparseBins,
   type LatencySketch,
 } from "./sketch";

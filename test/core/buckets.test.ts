@@ -21,6 +21,7 @@ import {
   sketchKey,
   sketchQuantile,
   sketchValue,
+  sparseBins,
 } from "../../src/buckets";
 
 const H = "healthy";
@@ -354,5 +355,20 @@ describe("successRate", () => {
   it("is null without runs", () => {
     expect(successRate([])).toBeNull();
     expect(successRate([emptyBucket(key)])).toBeNull();
+  });
+});
+
+describe("sparseBins", () => {
+  it("is a new, empty, ordinary object that takes bins like {}", () => {
+    const bins = sparseBins();
+    expect(bins).toEqual({});
+    expect(Object.keys(bins)).toEqual([]);
+    expect(Object.getPrototypeOf(bins)).toBe(Object.prototype);
+    expect(sparseBins()).not.toBe(bins);
+    bins["276"] = 1;
+    bins["-3"] = 2;
+    bins["5"] = 3;
+    expect(JSON.stringify(bins)).toBe(JSON.stringify({ "5": 3, "276": 1, "-3": 2 }));
+    expect(sketchQuantile({ zero: 0, bins }, 1)).toBe(sketchQuantile({ zero: 0, bins: { "5": 3, "276": 1, "-3": 2 } }, 1));
   });
 });
