@@ -50,12 +50,32 @@ export const upsertSystemSchema = z.strictObject({
 });
 export type UpsertSystemInput = z.input<typeof upsertSystemSchema>;
 
+const percentSchema = z.number({ message: "must be a number" }).min(0).max(100);
+
+/**
+ * Zod schema of a per-assignment flap override (SPEC §10): any of `enabled`, `low`, `high`
+ * (percent state changes in [0, 100]); unknown keys are rejected. When both thresholds are given,
+ * `low < high`; with one given, the engine checks it against its own settings when the assignment
+ * is written (`flappingOverrideIssues`).
+ */
+export const flappingOverrideSchema = z
+  .strictObject({
+    enabled: z.boolean().optional(),
+    low: percentSchema.optional(),
+    high: percentSchema.optional(),
+  })
+  .refine((flapping) => flapping.low === undefined || flapping.high === undefined || flapping.low < flapping.high, {
+    path: ["high"],
+    message: "must be greater than low",
+  });
+
 const checkShape = {
   checkId: idSchema,
   thresholds: thresholdsSchema.optional(),
   environmentIds: uniqueIds("environment id").nullable().optional(),
   enabled: z.boolean().optional(),
   paused: z.boolean().optional(),
+  flapping: flappingOverrideSchema.nullable().optional(),
 };
 
 /** Zod schema of `assignCheck`'s input. */
