@@ -11,6 +11,7 @@ import {
   type HealthError,
 } from "../errors";
 import type { HealthEvent } from "../events";
+import { flappingOverrideIssues, topologyFlappingIssues } from "../flapping";
 import { parseHealthEntityId, unsafeEncodeEntityId } from "../ids";
 import {
   SystemWorkspace,
@@ -257,6 +258,8 @@ class Engine implements HealthEngine {
   applyTopology(doc: TopologyDoc, options: { readonly prune?: boolean } = {}): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("applyTopology", async () => {
       const parsedDoc = parse(topologyDocSchema, doc);
+      const flappingIssues = topologyFlappingIssues(this.options.flapping, parsedDoc);
+      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues);
       const { prune = false } = parse(applyTopologyOptionsSchema, options);
       const docSystems = new Map(parsedDoc.systems.map((system) => [system.systemId, system]));
       for (;;) {
@@ -301,6 +304,8 @@ class Engine implements HealthEngine {
   assignCheck(input: AssignCheckInput): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("assignCheck", async () => {
       const spec = parse(assignCheckSchema, input);
+      const flappingIssues = flappingOverrideIssues(this.options.flapping, spec.flapping);
+      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues.map((issue) => ({ ...issue, path: ["flapping", ...issue.path] })));
       return this.changeSystem(spec.systemId, [], (workspace) => {
         if (workspace.getSystem() === undefined) {
           throw new ValidationError([{ path: ["systemId"], message: `unknown system ${JSON.stringify(spec.systemId)}` }]);

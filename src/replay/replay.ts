@@ -1,6 +1,7 @@
 import type { HealthEntityState } from "../aggregate";
 import { ValidationError, type ConfigurationIssue } from "../errors";
 import type { HealthEvent } from "../events";
+import { topologyFlappingIssues } from "../flapping";
 import { parseHealthEntityId } from "../ids";
 import { SystemWorkspace, applySystemSpec, runRejection, type FlappingConfig, type StoredRun } from "../kernel";
 import { toIso, timeSchema, type TimeInput } from "../time";
@@ -88,6 +89,9 @@ export function replay(input: ReplayInput): ReplayResult {
   });
   const until = input?.options?.until === undefined ? undefined : timeSchema.safeParse(input.options.until);
   if (until !== undefined && !until.success) issues.push(...toConfigurationIssues(until.error.issues, ["options", "until"]));
+  if (topology.success && flapping.success) {
+    for (const issue of topologyFlappingIssues(flapping.data, topology.data)) issues.push({ ...issue, path: ["topology", ...issue.path] });
+  }
   if (!topology.success || !now.success || !flapping.success || issues.length > 0) throw new ValidationError(issues);
 
   const nowIso = toIso(now.data);
