@@ -51,6 +51,7 @@ export const upsertSystemSchema = z.strictObject({
 export type UpsertSystemInput = z.input<typeof upsertSystemSchema>;
 
 const percentSchema = z.number({ message: "must be a number" }).min(0).max(100);
+const isPercent = (value: unknown): value is number => typeof value === "number" && value >= 0 && value <= 100;
 
 /**
  * Zod schema of a per-assignment flap override (SPEC §10): any of `enabled`, `low`, `high`
@@ -64,7 +65,8 @@ export const flappingOverrideSchema = z
     low: percentSchema.optional(),
     high: percentSchema.optional(),
   })
-  .refine((flapping) => flapping.low === undefined || flapping.high === undefined || flapping.low < flapping.high, {
+  // zod also runs this after the fields' own issues: only a pair of valid percents is compared.
+  .refine(({ low, high }) => !isPercent(low) || !isPercent(high) || low < high, {
     path: ["high"],
     message: "must be greater than low",
   });

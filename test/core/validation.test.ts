@@ -488,7 +488,8 @@ describe("flappingOverrideSchema (§10, per assignment)", () => {
   it("needs thresholds in [0, 100], low < high when both are given, and no unknown key", () => {
     expect(paths(flappingOverrideSchema, { low: -1, high: 101 })).toEqual([["low"], ["high"]]);
     expect(issues(flappingOverrideSchema, { low: 30, high: 30 })).toEqual([{ path: ["high"], message: "must be greater than low" }]);
-    expect(paths(flappingOverrideSchema, { enabled: "yes", low: "5", hysteresis: 5 })).toEqual([["enabled"], ["low"], ["hysteresis"]]);
+    expect(paths(flappingOverrideSchema, { enabled: "yes", low: "50", high: 10, hysteresis: 5 })).toEqual([["enabled"], ["low"], ["hysteresis"]]);
+    expect(paths(flappingOverrideSchema, { low: 101, high: -1 })).toEqual([["low"], ["high"]]);
   });
 
   it("is the flapping field of assignCheck and of a document's checks, nullable, every problem with its path", () => {
