@@ -250,6 +250,22 @@ describe("replay", () => {
     expect(() => replay({ topology: { systems: [{ systemId: "", environmentIds: [], checks: [] }] }, runs: [] })).toThrow(ValidationError);
   });
 
+  it("validates flap overrides merged with options.flapping, as the engine does with its own settings", () => {
+    const topology = (flapping: { low?: number; high?: number }): TopologyDoc => ({
+      systems: [{ systemId: "s", environmentIds: [], checks: [{ checkId: "c", flapping }] }],
+    });
+    const issuesOf = (run: () => unknown) => {
+      try {
+        run();
+      } catch (error) {
+        return (error as ValidationError).issues.map((issue) => issue.path);
+      }
+      return [];
+    };
+    expect(issuesOf(() => replay({ topology: topology({ low: 40 }), runs: [] }))).toEqual([["topology", "systems", 0, "checks", 0, "flapping", "low"]]);
+    expect(issuesOf(() => replay({ topology: topology({ low: 40 }), runs: [], options: { flapping: { high: 50 } } }))).toEqual([]);
+  });
+
   test.prop([scenarioArb], { numRuns: 150 })("agrees with the engine on the in-memory adapter for every input", async ([topology, rawRuns]) => {
     await expectEngineAgrees(topology, rawRuns);
   });

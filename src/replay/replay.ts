@@ -71,7 +71,8 @@ export interface ReplayResult {
  *
  * Runs without `runId` get `replay-<index>`; runs without `timestamp` get `options.now`.
  *
- * @throws ValidationError when the topology document or `options.now` is invalid.
+ * @throws ValidationError when the topology document or `options.now` is invalid, including a
+ * check's flap override whose thresholds merged with `options.flapping` are not `low < high`.
  */
 export function replay(input: ReplayInput): ReplayResult {
   const topology = topologyDocSchema.safeParse(input?.topology);

@@ -77,6 +77,11 @@ const checkShape = {
   environmentIds: uniqueIds("environment id").nullable().optional(),
   enabled: z.boolean().optional(),
   paused: z.boolean().optional(),
+  /**
+   * Override of the engine's flap settings for this assignment (SPEC §10): any of `enabled`, `low`,
+   * `high`, the others inherited; `null` removes it. Omitted: no override (in a document, or when
+   * creating an assignment), or the current one kept (updating with `assignCheck`).
+   */
   flapping: flappingOverrideSchema.nullable().optional(),
 };
 
