@@ -279,9 +279,14 @@ export class SystemWorkspace {
    */
   private entityFlapping(): (view: EntityView) => FlappingConfig {
     const global = this.flapping;
-    const counted = [...this.assignments.values()].filter(isCounted);
-    if (this.system === undefined || counted.every((assignment) => assignment.flapping === undefined)) return () => global;
     const system = this.system;
+    // The common case, checked without allocating: on the path of every run.
+    let overridden = false;
+    for (const assignment of this.assignments.values()) {
+      if (isCounted(assignment) && !isEmptyFlappingOverride(assignment.flapping)) overridden = true;
+    }
+    if (system === undefined || !overridden) return () => global;
+    const counted = [...this.assignments.values()].filter(isCounted);
     const slicesOf = new Map(counted.map((assignment) => [assignment, effectiveSlices(assignment, system)]));
     return (view) =>
       resolveEntityFlapping(
