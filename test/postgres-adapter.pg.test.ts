@@ -11,6 +11,7 @@ import {
   mergeBuckets,
   replay,
   sketchCount,
+  type AssignmentRecord,
   type BucketGranularity,
   type BucketKey,
   type EntityRecord,
@@ -247,6 +248,7 @@ const biso = (ms: number): string => bat(ms).toISOString();
 
 /** The 0001 migration as released: its text must never change (applied schemas record this checksum). */
 const RELEASED_0001_CHECKSUM = "cf755b1ff186a7aa3a938a7370716a4746d8874219a0426340e30964f6bd653b";
+const RELEASED_0002_CHECKSUM = "ebd9b7dd4fab79ac646bf70bd6ddf86d023afb14bd7792de414e30451faafccf";
 
 type RunSample = { readonly status: HealthStatus; readonly latencyMs: number | null };
 
@@ -501,8 +503,8 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       );
       // An operator may build the retention indexes beforehand (CONCURRENTLY, on a large schema): 0002 skips them.
       await fixture().query(`CREATE INDEX runs_run_at_ms_idx ON "${schema}".runs (run_at_ms)`);
-      expect(await migrate(client, { schema })).toEqual({ applied: ["0002_history_maintenance"] });
-      expect(await migrate(client, { schema })).toEqual({ applied: [] });
+      expect(await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 2) })).toEqual({ applied: ["0002_history_maintenance"] });
+      expect(await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 2) })).toEqual({ applied: [] });
       const adapter = createPostgresAdapter({ client, schema });
       fixture().defer(() => adapter.close());
       const [old] = await adapter.store.getEntitiesById(["old"]);
@@ -549,6 +551,47 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       await inTx(adapter, (tx) => tx.putEntities([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]));
       const after = byId(await adapter.store.getEntitiesById(["s1", "s1::prod"]));
       expect(after).toEqual([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]);
+    });
+  });
+
+  describe("migration 0003: per-assignment flap override", () => {
+    it("applies on top of 0002 without touching the released migrations; existing assignments have no override", async () => {
+      const { client } = fixture();
+      expect(MIGRATIONS.slice(0, 2).map(migrationChecksum)).toEqual([RELEASED_0001_CHECKSUM, RELEASED_0002_CHECKSUM]);
+      const schema = schemaNameFor("on top of 0002");
+      fixture().defer(() => dropSchema(client, schema));
+      await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 2) });
+      await fixture().query(
+        `INSERT INTO "${schema}".assignments (system_id, check_id, thresholds, environment_ids, enabled, paused)
+         VALUES ('old', 'c', '${JSON.stringify(TWITCHY)}', NULL, true, false)`,
+      );
+      expect(await migrate(client, { schema })).toEqual({ applied: ["0003_assignment_flapping"] });
+      expect(await migrate(client, { schema })).toEqual({ applied: [] });
+      const adapter = createPostgresAdapter({ client, schema, listen: false });
+      fixture().defer(() => adapter.close());
+      const [old] = await inTx(adapter, (tx) => tx.getAssignments(["old"]));
+      expect(old).toEqual({ systemId: "old", checkId: "c", thresholds: TWITCHY, environmentIds: null, enabled: true, paused: false });
+      expect(old !== undefined && "flapping" in old).toBe(false);
+    });
+
+    it("round-trips overrides exactly, an absent one staying absent, and replacing a record replaces its override", async () => {
+      const adapter = fixture().adapter();
+      const base = { systemId: "f", thresholds: TWITCHY, environmentIds: null, enabled: true, paused: false };
+      const sensitive: AssignmentRecord = { ...base, checkId: "a", flapping: { high: 12.5 } };
+      const off: AssignmentRecord = { ...base, checkId: "b", flapping: { enabled: false, low: 0, high: 100 } };
+      const plain: AssignmentRecord = { ...base, checkId: "c" };
+      const byCheck = (records: AssignmentRecord[]) => [...records].sort((x, y) => (x.checkId < y.checkId ? -1 : 1));
+      await inTx(adapter, (tx) => tx.putAssignments([sensitive, off, plain]));
+      const stored = byCheck(await inTx(adapter, (tx) => tx.getAssignments(["f"])));
+      expect(stored).toEqual([sensitive, off, plain]);
+      expect("flapping" in (stored[2] ?? {})).toBe(false);
+      expect(await fixture().query(`SELECT check_id, flapping FROM "${fixture().schema}".assignments WHERE system_id = 'f' ORDER BY check_id`)).toEqual([
+        { check_id: "a", flapping: { high: 12.5 } },
+        { check_id: "b", flapping: { enabled: false, low: 0, high: 100 } },
+        { check_id: "c", flapping: null },
+      ]);
+      await inTx(adapter, (tx) => tx.putAssignments([{ ...base, checkId: "a" }, { ...plain, flapping: { low: 1 } }]));
+      expect(byCheck(await inTx(adapter, (tx) => tx.getAssignments(["f"])))).toEqual([{ ...base, checkId: "a" }, off, { ...plain, flapping: { low: 1 } }]);
     });
   });
 

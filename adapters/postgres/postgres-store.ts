@@ -6,6 +6,7 @@ import {
   type BucketKey,
   type BucketQuery,
   type EntityRecord,
+  type FlappingOverride,
   type HealthEntityState,
   type HealthEvent,
   type HealthStatus,
@@ -58,7 +59,7 @@ interface PendingLoad {
 const LOAD_SQL: Readonly<Record<LoadKind, (q: string, systemIds: string) => string>> = {
   systems: (q, ids) => `SELECT system_id, environment_ids FROM ${q}.systems WHERE system_id = ANY(${ids}::text[])`,
   assignments: (q, ids) =>
-    `SELECT system_id, check_id, thresholds, environment_ids, enabled, paused FROM ${q}.assignments WHERE system_id = ANY(${ids}::text[])`,
+    `SELECT system_id, check_id, thresholds, environment_ids, enabled, paused, flapping FROM ${q}.assignments WHERE system_id = ANY(${ids}::text[])`,
   slices: (q, ids) => `SELECT system_id, check_id, environment_id, state FROM ${q}.slices WHERE system_id = ANY(${ids}::text[])`,
   entities: (q, ids) =>
     `SELECT ${ENTITY_COLUMNS} FROM ${q}.entities WHERE system_id = ANY(${ids}::text[])`,
@@ -473,6 +474,7 @@ class Transaction implements PostgresStoreTransaction {
       environmentIds: row.environment_ids,
       enabled: row.enabled,
       paused: row.paused,
+      ...(row.flapping === null ? {} : { flapping: row.flapping }),
     }));
   }
 
@@ -484,16 +486,17 @@ class Transaction implements PostgresStoreTransaction {
       environment_ids: a.environmentIds,
       enabled: a.enabled,
       paused: a.paused,
+      flapping: a.flapping ?? null,
     }));
     if (rows.length === 0) return;
     await this.#write("assignments",
-      `INSERT INTO ${this.#q}.assignments AS a (system_id, check_id, thresholds, environment_ids, enabled, paused)
-       SELECT system_id, check_id, thresholds, environment_ids, enabled, paused
+      `INSERT INTO ${this.#q}.assignments AS a (system_id, check_id, thresholds, environment_ids, enabled, paused, flapping)
+       SELECT system_id, check_id, thresholds, environment_ids, enabled, paused, flapping
          FROM jsonb_to_recordset($1::jsonb)
-           AS x(system_id text, check_id text, thresholds jsonb, environment_ids jsonb, enabled boolean, paused boolean)
+           AS x(system_id text, check_id text, thresholds jsonb, environment_ids jsonb, enabled boolean, paused boolean, flapping jsonb)
        ON CONFLICT (system_id, check_id) DO UPDATE
          SET thresholds = EXCLUDED.thresholds, environment_ids = EXCLUDED.environment_ids,
-             enabled = EXCLUDED.enabled, paused = EXCLUDED.paused`,
+             enabled = EXCLUDED.enabled, paused = EXCLUDED.paused, flapping = EXCLUDED.flapping`,
       [jsonRows(rows)],
     );
   }
@@ -871,6 +874,7 @@ interface AssignmentRow {
   environment_ids: string[] | null;
   enabled: boolean;
   paused: boolean;
+  flapping: FlappingOverride | null;
 }
 
 interface TransitionRow {

@@ -11,6 +11,7 @@ import {
   type HealthError,
 } from "../errors";
 import type { HealthEvent } from "../events";
+import { flappingOverrideIssues, topologyFlappingIssues } from "../flapping";
 import { parseHealthEntityId, unsafeEncodeEntityId } from "../ids";
 import {
   SystemWorkspace,
@@ -108,7 +109,9 @@ export interface HealthSubscription {
 export interface HealthEngine {
   /**
    * Makes the stored topology match a declarative document (SPEC §13), atomically. Idempotent.
-   * Systems and checks absent from the document are left alone unless `{ prune: true }`.
+   * Systems and checks absent from the document are left alone unless `{ prune: true }`. A check's
+   * `flapping` override is validated merged with this engine's flap settings (`ValidationError`
+   * at `["systems", i, "checks", j, "flapping", …]`, nothing written).
    */
   applyTopology(doc: TopologyDoc, options?: { readonly prune?: boolean }): ResultAsync<TopologyOutcome, HealthError>;
   /** Creates a system or replaces its ordered environment membership (duplicates rejected). */
@@ -116,7 +119,12 @@ export interface HealthEngine {
   /**
    * Assigns a check to an existing system, or updates the assignment: fields omitted on update
    * keep their current value; on creation they take the defaults (thresholds
-   * `DEFAULT_THRESHOLDS`, all environments, enabled, not paused).
+   * `DEFAULT_THRESHOLDS`, all environments, enabled, not paused, no flap override).
+   * `flapping` overrides the engine's flap settings for this assignment (SPEC §10, see
+   * `FlappingOverride` and `resolveEntityFlapping`); `null` removes the override. Its thresholds
+   * merged with the engine's must be `low < high`, else a `ValidationError` at
+   * `["flapping", "low"]` (or `"high"`) and nothing is written. Changing only the override is a
+   * topology change.
    */
   assignCheck(input: AssignCheckInput): ResultAsync<TopologyOutcome, HealthError>;
   /** Removes an assignment and its slices. Removing an absent assignment changes nothing. */
@@ -260,6 +268,8 @@ class Engine implements HealthEngine {
   applyTopology(doc: TopologyDoc, options: { readonly prune?: boolean } = {}): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("applyTopology", async () => {
       const parsedDoc = parse(topologyDocSchema, doc);
+      const flappingIssues = topologyFlappingIssues(this.options.flapping, parsedDoc);
+      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues);
       const { prune = false } = parse(applyTopologyOptionsSchema, options);
       const docSystems = new Map(parsedDoc.systems.map((system) => [system.systemId, system]));
       for (;;) {
@@ -304,6 +314,8 @@ class Engine implements HealthEngine {
   assignCheck(input: AssignCheckInput): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("assignCheck", async () => {
       const spec = parse(assignCheckSchema, input);
+      const flappingIssues = flappingOverrideIssues(this.options.flapping, spec.flapping);
+      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues.map((issue) => ({ ...issue, path: ["flapping", ...issue.path] })));
       return this.changeSystem(spec.systemId, [], (workspace) => {
         if (workspace.getSystem() === undefined) {
           throw new ValidationError([{ path: ["systemId"], message: `unknown system ${JSON.stringify(spec.systemId)}` }]);
