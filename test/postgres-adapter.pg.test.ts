@@ -652,6 +652,65 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
     });
   });
 
+  describe("round trips", () => {
+    it("records a run in four statements (BEGIN with settings and locks, one read, one write, COMMIT) and a transition in one more", async () => {
+      const { client, statements } = recordingClient(fixture().client);
+      const adapter = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
+      fixture().defer(() => adapter.close());
+      const engine = engineOver(adapter, fixture());
+      await setupSystem(engine);
+      statements.length = 0;
+      expect((await engine.recordRun({ runId: "r1", systemId: "checkout", checkId: "http", environmentId: "prod", status: "healthy" }))._unsafeUnwrap().events).toEqual([]);
+      const opening = fixture().backend !== "pglite" ? /^BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL/u : /^SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL/u;
+      const shape = (texts: string[]) =>
+        texts.map((text) =>
+          opening.test(text) && text.includes("pg_advisory_xact_lock_shared(") && text.includes("pg_advisory_xact_lock(k) FROM unnest(")
+            ? "begin+locks"
+            : text.startsWith("SELECT (SELECT coalesce(json_agg(r)")
+              ? "reads"
+              : text.startsWith("WITH w0 AS (INSERT INTO")
+                ? "writes"
+                : text,
+        );
+      // PGlite's own transaction sends BEGIN and COMMIT itself (not through the recorded client).
+      const commit = fixture().backend !== "pglite" ? ["COMMIT"] : [];
+      expect(shape(statements)).toEqual(["begin+locks", "reads", "writes", ...commit]);
+      statements.length = 0;
+      const outcome = (await engine.recordRun({ runId: "r2", systemId: "checkout", checkId: "http", environmentId: "prod", status: "unhealthy" }))._unsafeUnwrap();
+      expect(outcome.events.map((event) => event.type)).toEqual(["health.transition", "health.transition"]);
+      // The outbox insert has a WITH and a side effect of its own: one statement more.
+      expect(shape(statements).map((text) => (text.startsWith("WITH x AS (") ? "outbox" : text))).toEqual(["begin+locks", "reads", "writes", "outbox", ...commit]);
+      expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()?.status).toBe("unhealthy");
+      expect(await count(fixture(), "outbox")).toBe(2);
+    });
+
+    it("defers writes in call order: a later write to the same table wins, a read sees them, and a failing write fails the transaction at COMMIT, keeping nothing", async () => {
+      const adapter = fixture().adapter();
+      const slice = (status: "healthy" | "unhealthy") => ({ status, successStreak: 1, failureStreak: 0, streakHasUnhealthy: false, recent: status[0] as string });
+      const seen = await inTx(adapter, async (tx) => {
+        await tx.putSlices([{ systemId: "s", checkId: "c", environmentId: null, state: slice("healthy") }]);
+        await tx.deleteSlices([{ systemId: "s", checkId: "c", environmentId: null }]);
+        await tx.putSystem({ systemId: "s", environmentIds: [] });
+        await tx.putSlices([{ systemId: "s", checkId: "c", environmentId: null, state: slice("unhealthy") }]);
+        return (await tx.getSlices(["s"])).map((row) => row.state.status);
+      });
+      expect(seen).toEqual(["unhealthy"]);
+      expect(await fixture().query(`SELECT state->>'status' AS status FROM "${fixture().schema}".slices`)).toEqual([{ status: "unhealthy" }]);
+
+      const transition = { entityId: "s", systemId: "s", environmentId: null, sequence: 1, previousStatus: "healthy", newStatus: "unhealthy", occurredAt: at(0).toISOString() } as const;
+      const failing = adapter.store.transaction({ lockKeys: ["health:s"] }, async (tx) => {
+        await tx.putSystem({ systemId: "t", environmentIds: [] });
+        await tx.appendTransitions([transition]);
+        // Resolves: the write is deferred. The duplicate (entity, sequence) fails when it is sent.
+        await tx.appendTransitions([transition]);
+        return "done";
+      });
+      await expect(failing).rejects.toMatchObject({ code: "23505" });
+      expect(await count(fixture(), "transitions")).toBe(0);
+      expect(await fixture().query(`SELECT system_id FROM "${fixture().schema}".systems ORDER BY system_id`)).toEqual([{ system_id: "s" }]);
+    });
+  });
+
   describe("buckets", () => {
     it("adds into the stored bucket in SQL: counts and sums add, min/max skip NULLs, sketch bins add key by key", async () => {
       const adapter = fixture().adapter();

@@ -835,8 +835,10 @@ class Engine implements HealthEngine {
         return { runId: run.runId, duplicate: false, events };
       });
       await tx.insertRuns(accepted);
-      await persist(tx, workspaces.values());
+      // Buckets before the state: the outbox insert, when there are events, comes last, so an
+      // adapter that combines writes (Postgres) sends the rest as one statement.
       await addToBuckets(tx, accepted);
+      await persist(tx, workspaces.values());
       return outcomes;
     });
   }
