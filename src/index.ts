@@ -75,12 +75,24 @@ export {
   type MaintenanceEndedEvent,
   type MaintenanceStartedEvent,
 } from "./events";
-export { FLAP_HISTORY_LENGTH, muteFlapping, percentStateChange } from "./flapping";
+export {
+  DEFAULT_FLAPPING,
+  FLAP_HISTORY_LENGTH,
+  flappingOverrideIssues,
+  muteFlapping,
+  percentStateChange,
+  resolveAssignmentFlapping,
+  resolveEntityFlapping,
+  topologyFlappingIssues,
+  type FlappingConfig,
+  type FlappingOverride,
+} from "./flapping";
 export { parseIsoTimestamp, type TimeInput } from "./time";
 export {
   MAX_ID_LENGTH,
   MAX_MESSAGE_LENGTH,
   assignCheckSchema,
+  flappingOverrideSchema,
   idSchema,
   retentionSchema,
   runInputSchema,
@@ -145,13 +157,5 @@ export {
   type RunBucket,
 } from "./buckets";
 export { computeAvailability, type Availability, type TimedTransition } from "./history";
-export {
-  DEFAULT_FLAPPING,
-  coversEntity,
-  hasDueBoundary,
-  statusBefore,
-  withinWindow,
-  type FlappingConfig,
-  type MaintenanceRecord,
-} from "./kernel";
+export { coversEntity, hasDueBoundary, statusBefore, withinWindow, type MaintenanceRecord } from "./kernel";
 export type { BucketQuery } from "./ports";

@@ -281,6 +281,92 @@ describe("recordRun", () => {
   });
 });
 
+describe("group commit of concurrent recordRun calls", () => {
+  /** An engine whose store counts transactions and fails the `failAt`-th one. */
+  function countingSetup() {
+    const adapter = createMemoryAdapter();
+    const counts = { transactions: 0, failAt: 0 };
+    const store = new Proxy(adapter.store, {
+      get: (target, property) => {
+        if (property !== "transaction") {
+          const value = Reflect.get(target, property) as unknown;
+          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        }
+        return (...args: Parameters<typeof target.transaction>) => {
+          counts.transactions += 1;
+          if (counts.transactions === counts.failAt) return Promise.reject(new Error("disk on fire"));
+          return target.transaction(...args);
+        };
+      },
+    });
+    const engine = createHealthEngine({ ...adapter, store, timers: false, clock: () => new Date(T0) });
+    open.push({ engine, adapter });
+    return { engine, counts };
+  }
+
+  const statuses = ["unhealthy", "healthy", "degraded", "unhealthy", "unhealthy", "healthy", "healthy", "degraded"] as const;
+
+  it("folds calls that arrive together into fewer units of work, each caller getting what serial calls in arrival order give", async () => {
+    const { engine, counts } = countingSetup();
+    await withCheckout(engine, ["http", "db"]);
+    const inputs = statuses.flatMap((status, index) => [
+      run({ status, runId: `a${index}`, timestamp: at(index) }),
+      run({ status, runId: `b${index}`, checkId: "db", environmentId: "staging", timestamp: at(index) }),
+    ]);
+    counts.transactions = 0;
+    const outcomes = (await Promise.all(inputs.map((input) => engine.recordRun(input)))).map((result) => result._unsafeUnwrap());
+    expect(counts.transactions).toBeGreaterThan(0);
+    expect(counts.transactions).toBeLessThan(inputs.length);
+
+    const serial = setup();
+    await withCheckout(serial.engine, ["http", "db"]);
+    const expected = [];
+    for (const input of inputs) expected.push((await serial.engine.recordRun(input))._unsafeUnwrap());
+    expect(outcomes).toEqual(expected);
+    for (const entityId of ["checkout", "checkout::prod", "checkout::staging"]) {
+      expect((await engine.listTransitions({ entityId }))._unsafeUnwrap()).toEqual((await serial.engine.listTransitions({ entityId }))._unsafeUnwrap());
+    }
+  });
+
+  it("fails only the call whose run the topology rejects; a run id sent twice at once is applied once", async () => {
+    const { engine } = countingSetup();
+    await withCheckout(engine);
+    const results = await Promise.all([
+      engine.recordRun(run({ status: "unhealthy", runId: "r1" })),
+      engine.recordRun(run({ status: "unhealthy", runId: "r2", checkId: "nope" })),
+      engine.recordRun(run({ status: "unhealthy", runId: "r3", environmentId: "qa" })),
+      engine.recordRun(run({ status: "unhealthy", runId: "r1" })),
+      engine.recordRun(run({ status: "unhealthy", runId: "r4" })),
+    ]);
+    const [first, unknownCheck, unknownEnvironment, again, last] = results;
+    expect(first?._unsafeUnwrap()).toMatchObject({ runId: "r1", duplicate: false });
+    expect(unknownCheck?._unsafeUnwrapErr()).toBeInstanceOf(ValidationError);
+    expect((unknownCheck?._unsafeUnwrapErr() as ValidationError).issues.map((issue) => issue.path)).toEqual([["checkId"]]);
+    expect((unknownEnvironment?._unsafeUnwrapErr() as ValidationError).issues.map((issue) => issue.path)).toEqual([["environmentId"]]);
+    expect(again?._unsafeUnwrap()).toEqual({ runId: "r1", duplicate: true, events: [] });
+    expect(last?._unsafeUnwrap()).toMatchObject({ runId: "r4", duplicate: false });
+    // Two unhealthy runs (r1, r4) under the default thresholds: degraded.
+    expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()?.status).toBe("degraded");
+  });
+
+  it("fails every call of a unit of work that fails, writing none of their runs; later calls go on", async () => {
+    const { engine, counts } = countingSetup();
+    await withCheckout(engine);
+    // Calls that find a unit of work in flight wait and then go together: the third transaction
+    // holds several of them, and it fails.
+    counts.transactions = 0;
+    counts.failAt = 3;
+    const ids = [0, 1, 2, 3, 4, 5].map((index) => `r${index}`);
+    const results = await Promise.all(ids.map((runId) => engine.recordRun(run({ status: "unhealthy", runId }))));
+    const failed = ids.filter((_, index) => results[index]?.isErr());
+    expect(failed.length).toBeGreaterThanOrEqual(2);
+    for (const result of results) if (result.isErr()) expect(result.error).toBeInstanceOf(StoreError);
+    // None of the failed calls' runs was written; every other one was, once.
+    const again = await Promise.all(ids.map((runId) => engine.recordRun(run({ status: "unhealthy", runId }))));
+    expect(again.map((result) => result._unsafeUnwrap().duplicate)).toEqual(ids.map((runId) => !failed.includes(runId)));
+  });
+});
+
 describe("reads", () => {
   it("keys getManyHealth by the ids given, leaves unknown ones out, rejects malformed ones", async () => {
     const { engine } = setup();

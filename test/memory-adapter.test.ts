@@ -461,6 +461,19 @@ describe("memory store transactions", () => {
     expect(s2).toBe(holey);
   });
 
+  it("copies an assignment's flap override on the way in, hands it out frozen, and keeps an absent one absent", async () => {
+    const adapter = newAdapter();
+    const override = { enabled: true, high: 15 };
+    const input: AssignmentRecord = { ...assignment("s1", "c1"), flapping: override };
+    await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.putAssignments([input, assignment("s1", "c2")]));
+    (override as { high: number }).high = 99;
+    const [read1] = await read(adapter, (tx) => tx.getAssignments(["s1"]));
+    expect(() => ((read1?.flapping as { high: number }).high = 98)).toThrow(TypeError);
+    const stored = await read(adapter, (tx) => tx.getAssignments(["s1"]));
+    expect(stored).toEqual([{ ...assignment("s1", "c1"), flapping: { enabled: true, high: 15 } }, assignment("s1", "c2")]);
+    expect("flapping" in (stored[1] ?? {})).toBe(false);
+  });
+
   it("keys slices collision-free: an env-less slice, an environment named \"null\" and separator-bearing ids stay apart", async () => {
     const adapter = newAdapter();
     await adapter.store.transaction({ lockKeys: [] }, async (tx) => {

@@ -11,6 +11,7 @@ import {
   mergeBuckets,
   replay,
   sketchCount,
+  type AssignmentRecord,
   type BucketGranularity,
   type BucketKey,
   type EntityRecord,
@@ -247,6 +248,7 @@ const biso = (ms: number): string => bat(ms).toISOString();
 
 /** The 0001 migration as released: its text must never change (applied schemas record this checksum). */
 const RELEASED_0001_CHECKSUM = "cf755b1ff186a7aa3a938a7370716a4746d8874219a0426340e30964f6bd653b";
+const RELEASED_0002_CHECKSUM = "ebd9b7dd4fab79ac646bf70bd6ddf86d023afb14bd7792de414e30451faafccf";
 
 type RunSample = { readonly status: HealthStatus; readonly latencyMs: number | null };
 
@@ -501,8 +503,8 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       );
       // An operator may build the retention indexes beforehand (CONCURRENTLY, on a large schema): 0002 skips them.
       await fixture().query(`CREATE INDEX runs_run_at_ms_idx ON "${schema}".runs (run_at_ms)`);
-      expect(await migrate(client, { schema })).toEqual({ applied: ["0002_history_maintenance"] });
-      expect(await migrate(client, { schema })).toEqual({ applied: [] });
+      expect(await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 2) })).toEqual({ applied: ["0002_history_maintenance"] });
+      expect(await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 2) })).toEqual({ applied: [] });
       const adapter = createPostgresAdapter({ client, schema });
       fixture().defer(() => adapter.close());
       const [old] = await adapter.store.getEntitiesById(["old"]);
@@ -549,6 +551,47 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       await inTx(adapter, (tx) => tx.putEntities([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]));
       const after = byId(await adapter.store.getEntitiesById(["s1", "s1::prod"]));
       expect(after).toEqual([{ ...flapping, history: "huhuhuhuhuhuhuhuhuhuu", flappingFrom: null }, entityOf("s1", "prod", 3)]);
+    });
+  });
+
+  describe("migration 0003: per-assignment flap override", () => {
+    it("applies on top of 0002 without touching the released migrations; existing assignments have no override", async () => {
+      const { client } = fixture();
+      expect(MIGRATIONS.slice(0, 2).map(migrationChecksum)).toEqual([RELEASED_0001_CHECKSUM, RELEASED_0002_CHECKSUM]);
+      const schema = schemaNameFor("on top of 0002");
+      fixture().defer(() => dropSchema(client, schema));
+      await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 2) });
+      await fixture().query(
+        `INSERT INTO "${schema}".assignments (system_id, check_id, thresholds, environment_ids, enabled, paused)
+         VALUES ('old', 'c', '${JSON.stringify(TWITCHY)}', NULL, true, false)`,
+      );
+      expect(await migrate(client, { schema })).toEqual({ applied: ["0003_assignment_flapping"] });
+      expect(await migrate(client, { schema })).toEqual({ applied: [] });
+      const adapter = createPostgresAdapter({ client, schema, listen: false });
+      fixture().defer(() => adapter.close());
+      const [old] = await inTx(adapter, (tx) => tx.getAssignments(["old"]));
+      expect(old).toEqual({ systemId: "old", checkId: "c", thresholds: TWITCHY, environmentIds: null, enabled: true, paused: false });
+      expect(old !== undefined && "flapping" in old).toBe(false);
+    });
+
+    it("round-trips overrides exactly, an absent one staying absent, and replacing a record replaces its override", async () => {
+      const adapter = fixture().adapter();
+      const base = { systemId: "f", thresholds: TWITCHY, environmentIds: null, enabled: true, paused: false };
+      const sensitive: AssignmentRecord = { ...base, checkId: "a", flapping: { high: 12.5 } };
+      const off: AssignmentRecord = { ...base, checkId: "b", flapping: { enabled: false, low: 0, high: 100 } };
+      const plain: AssignmentRecord = { ...base, checkId: "c" };
+      const byCheck = (records: AssignmentRecord[]) => [...records].sort((x, y) => (x.checkId < y.checkId ? -1 : 1));
+      await inTx(adapter, (tx) => tx.putAssignments([sensitive, off, plain]));
+      const stored = byCheck(await inTx(adapter, (tx) => tx.getAssignments(["f"])));
+      expect(stored).toEqual([sensitive, off, plain]);
+      expect("flapping" in (stored[2] ?? {})).toBe(false);
+      expect(await fixture().query(`SELECT check_id, flapping FROM "${fixture().schema}".assignments WHERE system_id = 'f' ORDER BY check_id`)).toEqual([
+        { check_id: "a", flapping: { high: 12.5 } },
+        { check_id: "b", flapping: { enabled: false, low: 0, high: 100 } },
+        { check_id: "c", flapping: null },
+      ]);
+      await inTx(adapter, (tx) => tx.putAssignments([{ ...base, checkId: "a" }, { ...plain, flapping: { low: 1 } }]));
+      expect(byCheck(await inTx(adapter, (tx) => tx.getAssignments(["f"])))).toEqual([{ ...base, checkId: "a" }, off, { ...plain, flapping: { low: 1 } }]);
     });
   });
 
@@ -606,6 +649,65 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(outcomes.map((outcome) => outcome.status)).toEqual(["rejected", "rejected", "rejected"]);
       expect(outcomes.map((outcome) => (outcome.status === "rejected" ? (outcome.reason as { code?: string }).code : undefined))).toEqual(["42P01", "42P01", "42P01"]);
       expect(await adapter.store.listMaintenance({})).toHaveLength(1);
+    });
+  });
+
+  describe("round trips", () => {
+    it("records a run in four statements (BEGIN with settings and locks, one read, one write, COMMIT) and a transition in one more", async () => {
+      const { client, statements } = recordingClient(fixture().client);
+      const adapter = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
+      fixture().defer(() => adapter.close());
+      const engine = engineOver(adapter, fixture());
+      await setupSystem(engine);
+      statements.length = 0;
+      expect((await engine.recordRun({ runId: "r1", systemId: "checkout", checkId: "http", environmentId: "prod", status: "healthy" }))._unsafeUnwrap().events).toEqual([]);
+      const opening = fixture().backend !== "pglite" ? /^BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL/u : /^SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL/u;
+      const shape = (texts: string[]) =>
+        texts.map((text) =>
+          opening.test(text) && text.includes("pg_advisory_xact_lock_shared(") && text.includes("pg_advisory_xact_lock(k) FROM unnest(")
+            ? "begin+locks"
+            : text.startsWith("SELECT (SELECT coalesce(json_agg(r)")
+              ? "reads"
+              : text.startsWith("WITH w0 AS (INSERT INTO")
+                ? "writes"
+                : text,
+        );
+      // PGlite's own transaction sends BEGIN and COMMIT itself (not through the recorded client).
+      const commit = fixture().backend !== "pglite" ? ["COMMIT"] : [];
+      expect(shape(statements)).toEqual(["begin+locks", "reads", "writes", ...commit]);
+      statements.length = 0;
+      const outcome = (await engine.recordRun({ runId: "r2", systemId: "checkout", checkId: "http", environmentId: "prod", status: "unhealthy" }))._unsafeUnwrap();
+      expect(outcome.events.map((event) => event.type)).toEqual(["health.transition", "health.transition"]);
+      // The outbox insert has a WITH and a side effect of its own: one statement more.
+      expect(shape(statements).map((text) => (text.startsWith("WITH x AS (") ? "outbox" : text))).toEqual(["begin+locks", "reads", "writes", "outbox", ...commit]);
+      expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()?.status).toBe("unhealthy");
+      expect(await count(fixture(), "outbox")).toBe(2);
+    });
+
+    it("defers writes in call order: a later write to the same table wins, a read sees them, and a failing write fails the transaction at COMMIT, keeping nothing", async () => {
+      const adapter = fixture().adapter();
+      const slice = (status: "healthy" | "unhealthy") => ({ status, successStreak: 1, failureStreak: 0, streakHasUnhealthy: false, recent: status[0] as string });
+      const seen = await inTx(adapter, async (tx) => {
+        await tx.putSlices([{ systemId: "s", checkId: "c", environmentId: null, state: slice("healthy") }]);
+        await tx.deleteSlices([{ systemId: "s", checkId: "c", environmentId: null }]);
+        await tx.putSystem({ systemId: "s", environmentIds: [] });
+        await tx.putSlices([{ systemId: "s", checkId: "c", environmentId: null, state: slice("unhealthy") }]);
+        return (await tx.getSlices(["s"])).map((row) => row.state.status);
+      });
+      expect(seen).toEqual(["unhealthy"]);
+      expect(await fixture().query(`SELECT state->>'status' AS status FROM "${fixture().schema}".slices`)).toEqual([{ status: "unhealthy" }]);
+
+      const transition = { entityId: "s", systemId: "s", environmentId: null, sequence: 1, previousStatus: "healthy", newStatus: "unhealthy", occurredAt: at(0).toISOString() } as const;
+      const failing = adapter.store.transaction({ lockKeys: ["health:s"] }, async (tx) => {
+        await tx.putSystem({ systemId: "t", environmentIds: [] });
+        await tx.appendTransitions([transition]);
+        // Resolves: the write is deferred. The duplicate (entity, sequence) fails when it is sent.
+        await tx.appendTransitions([transition]);
+        return "done";
+      });
+      await expect(failing).rejects.toMatchObject({ code: "23505" });
+      expect(await count(fixture(), "transitions")).toBe(0);
+      expect(await fixture().query(`SELECT system_id FROM "${fixture().schema}".systems ORDER BY system_id`)).toEqual([{ system_id: "s" }]);
     });
   });
 

@@ -6,6 +6,7 @@ import {
   encodeHealthEntityId,
   replay,
   type HealthEvent,
+  type ReplayResult,
   type RunInput,
   type TopologyDoc,
 } from "healthstate";
@@ -34,6 +35,21 @@ const thresholdsArb = fc.oneof(
     })),
 );
 
+/**
+ * No override, `null`, or any valid override against the default engine settings (low 20, high 30):
+ * some more sensitive than the default, so that flaps start and stop within a few dozen runs.
+ */
+const flappingArb = fc.oneof(
+  { weight: 2, arbitrary: fc.constant(undefined) },
+  { weight: 1, arbitrary: fc.constant(null) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({ enabled: fc.boolean(), low: fc.integer({ min: 0, max: 25 }), high: fc.integer({ min: 5, max: 40 }) }, { requiredKeys: [] })
+      .filter((override) => (override.low ?? 20) < (override.high ?? 30)),
+  },
+);
+
 const checkArb = (checkId: string) =>
   fc.record(
     {
@@ -42,6 +58,7 @@ const checkArb = (checkId: string) =>
       environmentIds: fc.oneof(fc.constant(null), fc.subarray(["dev", "prod", "staging", "gone"])),
       enabled: fc.boolean(),
       paused: fc.boolean(),
+      flapping: flappingArb,
     },
     { requiredKeys: ["checkId"] },
   );
@@ -100,6 +117,93 @@ const scenarioArb = topologyArb.chain((topology) => {
   return fc.tuple(fc.constant(topology), fc.array(runArb, { maxLength: 60 }));
 });
 
+/** Replays `rawRuns` (timestamps one second apart) and expects the engine on the memory adapter to give the same output. */
+async function expectEngineAgrees(topology: TopologyDoc, rawRuns: readonly { slice: Slice; runId: string; status: RunInput["status"] }[]): Promise<ReplayResult> {
+  const runs: RunInput[] = rawRuns.map(({ slice, runId, status }, index) => ({
+    ...slice,
+    runId,
+    status,
+    timestamp: new Date(Date.parse(NOW) + index * 1000).toISOString(),
+  }));
+  const expected = replay({ topology, runs, options: { now: NOW } });
+
+  const adapter = createMemoryAdapter();
+  const engine = createHealthEngine({ ...adapter, timers: false, clock: () => new Date(NOW) });
+  try {
+    const events: HealthEvent[] = [...(await engine.applyTopology(topology))._unsafeUnwrap().events];
+    const rejected: number[] = [];
+    const duplicates: number[] = [];
+    for (const [index, run] of runs.entries()) {
+      const outcome = await engine.recordRun(run);
+      if (outcome.isErr()) {
+        expect(outcome.error).toBeInstanceOf(ValidationError);
+        rejected.push(index);
+        continue;
+      }
+      if (outcome.value.duplicate) duplicates.push(index);
+      events.push(...outcome.value.events);
+    }
+    expect(events).toEqual(expected.transitions);
+    expect(rejected).toEqual(expected.rejected.map((rejection) => rejection.index));
+    expect(duplicates).toEqual(expected.duplicates);
+    const ids = ["api", "db", "queue", "ghost"].flatMap((systemId) =>
+      [null, ...ENVIRONMENTS].map((environmentId) => encodeHealthEntityId({ systemId, environmentId })._unsafeUnwrap()),
+    );
+    expect((await engine.getManyHealth(ids))._unsafeUnwrap()).toEqual(expected.states);
+  } finally {
+    await engine.close();
+    await adapter.close();
+  }
+  return expected;
+}
+
+/**
+ * One system, checks whose slices follow every run, statuses that flip often, and flap overrides:
+ * most scenarios flap, under the engine's settings or an override.
+ */
+const flapScenarioArb = fc
+  .record({
+    environmentIds: fc.shuffledSubarray(["prod", "staging"]),
+    checks: fc.uniqueArray(fc.constantFrom("http", "ping", "tls"), { minLength: 1, maxLength: 3 }).chain((checkIds) =>
+      fc.tuple(
+        ...checkIds.map((checkId) =>
+          fc.record(
+            {
+              checkId: fc.constant(checkId),
+              environmentIds: fc.oneof(fc.constant(null), fc.subarray(["prod", "staging"])),
+              paused: fc.boolean(),
+              flapping: flappingArb,
+            },
+            { requiredKeys: ["checkId"] },
+          ),
+        ),
+      ),
+    ),
+  })
+  .map(({ environmentIds, checks }): TopologyDoc => ({
+    systems: [
+      {
+        systemId: "api",
+        environmentIds,
+        checks: checks.map((check) => ({
+          ...(Object.fromEntries(Object.entries(check).filter(([, value]) => value !== undefined)) as typeof check),
+          thresholds: { mode: "consecutive", degraded: { minFailureCount: 1 }, unhealthy: { minFailureCount: 1 } },
+        })),
+      },
+    ],
+  }))
+  .chain((topology) => {
+    const slices = validSlices(topology);
+    const runArb = fc.record({
+      slice: fc.constantFrom(...slices),
+      runId: fc.integer({ min: 0, max: 200 }).map((n) => `run-${n}`),
+      status: fc.constantFrom<RunInput["status"]>("healthy", "unhealthy", "healthy", "degraded"),
+    });
+    return fc.tuple(fc.constant(topology), fc.array(runArb, { minLength: 30, maxLength: 60 }));
+  });
+
+const flapScenariosSeen = { total: 0, flapping: 0 };
+
 describe("replay", () => {
   it("is synchronous and returns the transitions and final states", () => {
     const result = replay({
@@ -146,44 +250,37 @@ describe("replay", () => {
     expect(() => replay({ topology: { systems: [{ systemId: "", environmentIds: [], checks: [] }] }, runs: [] })).toThrow(ValidationError);
   });
 
-  test.prop([scenarioArb], { numRuns: 150 })(
-    "agrees with the engine on the in-memory adapter for every input",
-    async ([topology, rawRuns]) => {
-      const runs: RunInput[] = rawRuns.map(({ slice, runId, status }, index) => ({
-        ...slice,
-        runId,
-        status,
-        timestamp: new Date(Date.parse(NOW) + index * 1000).toISOString(),
-      }));
-      const expected = replay({ topology, runs, options: { now: NOW } });
-
-      const adapter = createMemoryAdapter();
-      const engine = createHealthEngine({ ...adapter, timers: false, clock: () => new Date(NOW) });
+  it("validates flap overrides merged with options.flapping, as the engine does with its own settings", () => {
+    const topology = (flapping: { low?: number; high?: number }): TopologyDoc => ({
+      systems: [{ systemId: "s", environmentIds: [], checks: [{ checkId: "c", flapping }] }],
+    });
+    const issuesOf = (run: () => unknown) => {
       try {
-        const events: HealthEvent[] = [...(await engine.applyTopology(topology))._unsafeUnwrap().events];
-        const rejected: number[] = [];
-        const duplicates: number[] = [];
-        for (const [index, run] of runs.entries()) {
-          const outcome = await engine.recordRun(run);
-          if (outcome.isErr()) {
-            expect(outcome.error).toBeInstanceOf(ValidationError);
-            rejected.push(index);
-            continue;
-          }
-          if (outcome.value.duplicate) duplicates.push(index);
-          events.push(...outcome.value.events);
-        }
-        expect(events).toEqual(expected.transitions);
-        expect(rejected).toEqual(expected.rejected.map((rejection) => rejection.index));
-        expect(duplicates).toEqual(expected.duplicates);
-        const ids = ["api", "db", "queue", "ghost"].flatMap((systemId) =>
-          [null, ...ENVIRONMENTS].map((environmentId) => encodeHealthEntityId({ systemId, environmentId })._unsafeUnwrap()),
-        );
-        expect((await engine.getManyHealth(ids))._unsafeUnwrap()).toEqual(expected.states);
-      } finally {
-        await engine.close();
-        await adapter.close();
+        run();
+      } catch (error) {
+        return (error as ValidationError).issues.map((issue) => issue.path);
       }
+      return [];
+    };
+    expect(issuesOf(() => replay({ topology: topology({ low: 40 }), runs: [] }))).toEqual([["topology", "systems", 0, "checks", 0, "flapping", "low"]]);
+    expect(issuesOf(() => replay({ topology: topology({ low: 40 }), runs: [], options: { flapping: { high: 50 } } }))).toEqual([]);
+  });
+
+  test.prop([scenarioArb], { numRuns: 150 })("agrees with the engine on the in-memory adapter for every input", async ([topology, rawRuns]) => {
+    await expectEngineAgrees(topology, rawRuns);
+  });
+
+  test.prop([flapScenarioArb], { numRuns: 60 })(
+    "agrees with the engine when entities flap under per-assignment flap overrides",
+    async ([topology, rawRuns]) => {
+      const expected = await expectEngineAgrees(topology, rawRuns);
+      flapScenariosSeen.total += 1;
+      if (expected.transitions.some((event) => event.type === "health.flapping_started")) flapScenariosSeen.flapping += 1;
     },
   );
+
+  it("the flap scenarios do flap", () => {
+    // Guards the generator: the property above is only meaningful if entities do flap.
+    expect(flapScenariosSeen.flapping).toBeGreaterThan(flapScenariosSeen.total / 4);
+  });
 });

@@ -210,10 +210,17 @@ CREATE INDEX IF NOT EXISTS runs_run_at_ms_idx ON runs (run_at_ms);
 CREATE INDEX IF NOT EXISTS transitions_occurred_at_ms_idx ON transitions (occurred_at_ms);
 `;
 
+const ASSIGNMENT_FLAPPING = `
+-- Per-assignment override of the engine's flap settings (SPEC §10): a JSON object with any of
+-- enabled, low, high; NULL: no override. Existing assignments keep none.
+ALTER TABLE assignments ADD COLUMN flapping jsonb;
+`;
+
 /** The adapter's migrations, in the order they are applied. Never edit one that was released. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   Object.freeze({ id: "0001_initial", sql: INITIAL.trim() + "\n" }),
   Object.freeze({ id: "0002_history_maintenance", sql: HISTORY_MAINTENANCE.trim() + "\n" }),
+  Object.freeze({ id: "0003_assignment_flapping", sql: ASSIGNMENT_FLAPPING.trim() + "\n" }),
 ]);
 
 /** The checksum `migrate` records for a migration: SHA-256 (hex) of its SQL text. */

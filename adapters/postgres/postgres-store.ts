@@ -6,6 +6,7 @@ import {
   type BucketKey,
   type BucketQuery,
   type EntityRecord,
+  type FlappingOverride,
   type HealthEntityState,
   type HealthEvent,
   type HealthStatus,
@@ -25,6 +26,7 @@ import {
 import type { AdapterContext } from "./context";
 import { advisoryLockKey } from "./lock-keys";
 import { withRetry } from "./retry";
+import { combineWrites, type PendingWrite } from "./write-batch";
 import type { SqlQueryable } from "./sql-client";
 import {
   arrayLiteral,
@@ -41,12 +43,14 @@ import {
 } from "./sql-values";
 
 /** What `Transaction.#load` reads: a table's rows for some systems. */
-type LoadKind = "systems" | "assignments" | "slices" | "entities" | "maintenance";
+type LoadKind = "systems" | "assignments" | "slices" | "entities" | "maintenance" | "runIds";
 
 interface PendingLoad {
   readonly kind: LoadKind;
-  /** The system ids as an array literal. */
-  readonly systemIds: string;
+  /** The system ids (the run ids for `runIds`) as an array literal. */
+  readonly ids: string;
+  /** How many ids. */
+  readonly count: number;
   readonly resolve: (rows: object[]) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -55,13 +59,22 @@ interface PendingLoad {
 const LOAD_SQL: Readonly<Record<LoadKind, (q: string, systemIds: string) => string>> = {
   systems: (q, ids) => `SELECT system_id, environment_ids FROM ${q}.systems WHERE system_id = ANY(${ids}::text[])`,
   assignments: (q, ids) =>
-    `SELECT system_id, check_id, thresholds, environment_ids, enabled, paused FROM ${q}.assignments WHERE system_id = ANY(${ids}::text[])`,
+    `SELECT system_id, check_id, thresholds, environment_ids, enabled, paused, flapping FROM ${q}.assignments WHERE system_id = ANY(${ids}::text[])`,
   slices: (q, ids) => `SELECT system_id, check_id, environment_id, state FROM ${q}.slices WHERE system_id = ANY(${ids}::text[])`,
   entities: (q, ids) =>
     `SELECT ${ENTITY_COLUMNS} FROM ${q}.entities WHERE system_id = ANY(${ids}::text[])`,
   maintenance: (q, ids) =>
     `SELECT ${MAINTENANCE_COLUMNS} FROM ${q}.maintenance WHERE system_id = ANY(${ids}::text[])`,
+  runIds: (q, ids) => `SELECT run_id FROM ${q}.runs WHERE run_id = ANY(${ids}::text[])`,
 };
+
+/**
+ * Above this many ids in the loads sent together, they go as separate plain statements rather than
+ * one statement of `json_agg` subqueries: aggregating rows into JSON on the server and parsing
+ * it in the client costs more than a few round trips once a load returns thousands of rows
+ * (measured: loading 630 systems in one statement took 2.8× as long as in five).
+ */
+const COALESCE_MAX_IDS = 64;
 
 /** How a transaction serializes with others, computed from its lock keys. */
 type LockPlan =
@@ -106,14 +119,17 @@ export class PostgresStore implements HealthStore {
     const plan = lockPlan(ctx.names.schema, options.lockKeys, ctx.maxLockKeys);
     let enqueued = false;
     const result = await withRetry(ctx.retry, () =>
-      ctx.sql.transaction(async (sql) => {
-        await takeLocks(sql, plan, ctx.barrierKey);
-        const tx = new Transaction(sql, ctx, plan.mode !== "none");
-        const value = await fn(tx);
-        ctx.lifecycle.assertOpen("store.transaction (commit)");
-        enqueued = tx.enqueued;
-        return value;
-      }, ctx.settings),
+      ctx.sql.transaction(
+        async (sql) => {
+          const tx = new Transaction(sql, ctx, plan.mode !== "none");
+          const value = await fn(tx);
+          await tx.settle();
+          ctx.lifecycle.assertOpen("store.transaction (commit)");
+          enqueued = tx.enqueued;
+          return value;
+        },
+        { ...ctx.settings, prelude: lockSql(plan, ctx.barrierKey) },
+      ),
     );
     if (enqueued) ctx.hub.notify();
     return result;
@@ -282,23 +298,26 @@ async function selectTransitions(sql: SqlQueryable, q: string, query: Transition
   return rows.map(toTransition);
 }
 
-async function takeLocks(sql: SqlQueryable, plan: LockPlan, barrierKey: string): Promise<void> {
+/**
+ * The statement that takes a transaction's advisory locks, sent in the same message as `BEGIN`
+ * (one round trip). Keys are the decimal strings of `advisoryLockKey`, checked again here because
+ * they are written into the text (the simple protocol has no parameters). In `keys` mode the
+ * barrier is shared first, then every key exclusively: unnest yields the sorted array in order and
+ * the target list is evaluated row by row, so every transaction takes its locks in the same
+ * global order.
+ */
+export function lockSql(plan: LockPlan, barrierKey: string): string {
+  const key = (value: string) => {
+    if (!/^-?\d{1,20}$/u.test(value)) throw new TypeError(`postgres adapter: invalid advisory lock key ${JSON.stringify(value)}`);
+    return value;
+  };
   switch (plan.mode) {
     case "none":
-      return;
+      return "";
     case "barrier":
-      await sql.query("SELECT pg_advisory_xact_lock($1::bigint)", [barrierKey]);
-      return;
+      return `SELECT pg_advisory_xact_lock(${key(barrierKey)}::bigint)`;
     case "keys":
-      // One round trip. UNION ALL runs its branches in order and unnest yields the (sorted) array
-      // in order, so every transaction takes its locks in the same global order.
-      await sql.query(
-        `SELECT pg_advisory_xact_lock_shared($1::bigint)::text AS locked
-          UNION ALL
-         SELECT pg_advisory_xact_lock(key)::text FROM unnest($2::bigint[]) AS key`,
-        [barrierKey, arrayLiteral(plan.keys)],
-      );
-      return;
+      return `SELECT pg_advisory_xact_lock_shared(${key(barrierKey)}::bigint); SELECT pg_advisory_xact_lock(k) FROM unnest('{${plan.keys.map(key).join(",")}}'::bigint[]) AS k`;
   }
 }
 
@@ -321,6 +340,10 @@ class Transaction implements PostgresStoreTransaction {
   #barrierHeld: boolean;
   /** Loads requested and not sent yet (see `#load`). */
   readonly #loads: PendingLoad[] = [];
+  /** Writes deferred and not sent yet (see `#write`); always later in call order than `#loads`. */
+  readonly #writes: PendingWrite[] = [];
+  /** Write statements sent and not awaited yet; `settle` awaits them. */
+  readonly #sent: Promise<unknown>[] = [];
 
   constructor(sql: SqlQueryable, ctx: AdapterContext, barrierHeld: boolean) {
     this.#sql = sql;
@@ -330,49 +353,88 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   /**
-   * The connection, for every statement but the coalesced loads: pending loads are sent first,
-   * so statements reach the server in the order they were called (a load sees the writes called
-   * before it, and none called after it).
+   * The connection, for every statement but loads and writes: pending loads, then deferred
+   * writes, are sent first, so statements reach the server in the order they were called (a read
+   * sees the writes called before it, and none called after it).
    */
   #db(): SqlQueryable {
     this.#flushLoads();
+    this.#sendWrites();
     return this.#sql;
   }
 
   /**
-   * Loads the rows of one table for some systems. Loads called together (the engine loads a
-   * workspace with `Promise.all` over getSystems, getAssignments, getSlices, getEntities and
-   * getMaintenance) are sent as one statement, one round trip instead of five: each load is a
-   * scalar subquery aggregating its rows with `jsonb_agg(to_jsonb(row))`, so every row keeps its
-   * column names and decodes as if queried alone. A load waits at most until the current
-   * synchronous code ends (a microtask), or until another statement is called.
+   * Defers a write (see write-batch.ts): it is sent with the writes after it, as few statements
+   * as their tables allow, before the next read, statement of your own or COMMIT. The returned
+   * promise resolves at once; a failure of the write fails the transaction (`settle` rejects with
+   * it, so COMMIT is never sent), the same outcome as a failed statement awaited on the spot.
    */
-  #load<R extends object>(kind: LoadKind, systemIds: readonly string[]): Promise<R[]> {
+  #write(table: string | null, text: string, params: readonly unknown[]): Promise<void> {
+    this.#writes.push({ table, text, params });
+    return Promise.resolve();
+  }
+
+  #sendWrites(): void {
+    if (this.#writes.length === 0) return;
+    for (const statement of combineWrites(this.#writes.splice(0))) {
+      const sent = this.#sql.query(statement.text, statement.params);
+      // Observed by `settle`; a later statement on the aborted transaction fails too, so nothing is lost.
+      sent.catch(() => undefined);
+      this.#sent.push(sent);
+    }
+  }
+
+  /** Sends everything pending and waits for it: the transaction's writes have all succeeded when it resolves. */
+  async settle(): Promise<void> {
+    this.#flushLoads();
+    this.#sendWrites();
+    while (this.#sent.length > 0) await Promise.all(this.#sent.splice(0));
+  }
+
+  /**
+   * Loads the rows of one table for some systems (or which run ids exist). Loads called together
+   * (the engine loads its workspaces with `Promise.all` over getSystems, getAssignments, getSlices,
+   * getEntities and getMaintenance, together with findRunIds) are sent as one statement, one
+   * round trip instead of six: each load is a scalar subquery aggregating its rows with
+   * `json_agg(row)`, so every row keeps its column names and decodes as if queried alone. Above
+   * `COALESCE_MAX_IDS` ids they are sent as plain statements, back to back. A load waits at most
+   * until the current synchronous code ends (a microtask), or until another statement is called.
+   */
+  #load<R extends object>(kind: LoadKind, ids: readonly string[]): Promise<R[]> {
+    if (this.#writes.length > 0) {
+      // Earlier loads go first, then the writes called before this load, so it sees them.
+      this.#flushLoads();
+      this.#sendWrites();
+    }
+    const unique = [...new Set(ids)];
     return new Promise<R[]>((resolve, reject) => {
-      this.#loads.push({ kind, systemIds: arrayLiteral([...new Set(systemIds)]), resolve: resolve as (rows: object[]) => void, reject });
+      this.#loads.push({ kind, ids: arrayLiteral(unique), count: unique.length, resolve: resolve as (rows: object[]) => void, reject });
       if (this.#loads.length === 1) queueMicrotask(() => this.#flushLoads());
     });
   }
 
   #flushLoads(): void {
     const loads = this.#loads.splice(0);
-    const [only] = loads;
-    if (only === undefined) return;
-    let results: Promise<object[][]>;
-    if (loads.length === 1) {
-      results = this.#sql.query(LOAD_SQL[only.kind](this.#q, "$1"), [only.systemIds]).then(({ rows }) => [rows]);
-    } else {
-      const columns = loads.map(
-        (load, index) => `(SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) FROM (${LOAD_SQL[load.kind](this.#q, `$${index + 1}`)}) AS r) AS l${index}`,
-      );
-      results = this.#sql
-        .query<Record<string, object[]>>(`SELECT ${columns.join(", ")}`, loads.map((load) => load.systemIds))
-        .then(({ rows: [row] }) => loads.map((_, index) => row?.[`l${index}`] ?? []));
+    if (loads.length === 0) return;
+    const total = loads.reduce((sum, load) => sum + load.count, 0);
+    if (loads.length === 1 || total > COALESCE_MAX_IDS) {
+      for (const load of loads) {
+        this.#sql.query(LOAD_SQL[load.kind](this.#q, "$1"), [load.ids]).then(
+          ({ rows }) => load.resolve(rows),
+          (error: unknown) => load.reject(error),
+        );
+      }
+      return;
     }
-    results.then(
-      (rows) => loads.forEach((load, index) => load.resolve(rows[index] ?? [])),
-      (error: unknown) => loads.forEach((load) => load.reject(error)),
+    const columns = loads.map(
+      (load, index) => `(SELECT coalesce(json_agg(r), '[]'::json) FROM (${LOAD_SQL[load.kind](this.#q, `$${index + 1}`)}) AS r) AS l${index}`,
     );
+    this.#sql
+      .query<Record<string, object[]>>(`SELECT ${columns.join(", ")}`, loads.map((load) => load.ids))
+      .then(
+        ({ rows: [row] }) => loads.forEach((load, index) => load.resolve(row?.[`l${index}`] ?? [])),
+        (error: unknown) => loads.forEach((load) => load.reject(error)),
+      );
   }
 
   async query<R extends object = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<R[]> {
@@ -391,7 +453,7 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   async putSystem(system: SystemRecord): Promise<void> {
-    await this.#db().query(
+    await this.#write("systems",
       `INSERT INTO ${this.#q}.systems (system_id, environment_ids) VALUES ($1, $2::jsonb)
        ON CONFLICT (system_id) DO UPDATE SET environment_ids = EXCLUDED.environment_ids`,
       [system.systemId, JSON.stringify(system.environmentIds)],
@@ -399,7 +461,7 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   async deleteSystem(systemId: string): Promise<void> {
-    await this.#db().query(`DELETE FROM ${this.#q}.systems WHERE system_id = $1`, [systemId]);
+    await this.#write("systems",`DELETE FROM ${this.#q}.systems WHERE system_id = $1`, [systemId]);
   }
 
   async getAssignments(systemIds: readonly string[]): Promise<AssignmentRecord[]> {
@@ -412,6 +474,7 @@ class Transaction implements PostgresStoreTransaction {
       environmentIds: row.environment_ids,
       enabled: row.enabled,
       paused: row.paused,
+      ...(row.flapping === null ? {} : { flapping: row.flapping }),
     }));
   }
 
@@ -423,23 +486,24 @@ class Transaction implements PostgresStoreTransaction {
       environment_ids: a.environmentIds,
       enabled: a.enabled,
       paused: a.paused,
+      flapping: a.flapping ?? null,
     }));
     if (rows.length === 0) return;
-    await this.#db().query(
-      `INSERT INTO ${this.#q}.assignments AS a (system_id, check_id, thresholds, environment_ids, enabled, paused)
-       SELECT system_id, check_id, thresholds, environment_ids, enabled, paused
+    await this.#write("assignments",
+      `INSERT INTO ${this.#q}.assignments AS a (system_id, check_id, thresholds, environment_ids, enabled, paused, flapping)
+       SELECT system_id, check_id, thresholds, environment_ids, enabled, paused, flapping
          FROM jsonb_to_recordset($1::jsonb)
-           AS x(system_id text, check_id text, thresholds jsonb, environment_ids jsonb, enabled boolean, paused boolean)
+           AS x(system_id text, check_id text, thresholds jsonb, environment_ids jsonb, enabled boolean, paused boolean, flapping jsonb)
        ON CONFLICT (system_id, check_id) DO UPDATE
          SET thresholds = EXCLUDED.thresholds, environment_ids = EXCLUDED.environment_ids,
-             enabled = EXCLUDED.enabled, paused = EXCLUDED.paused`,
+             enabled = EXCLUDED.enabled, paused = EXCLUDED.paused, flapping = EXCLUDED.flapping`,
       [jsonRows(rows)],
     );
   }
 
   async deleteAssignments(keys: readonly { readonly systemId: string; readonly checkId: string }[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.#db().query(
+    await this.#write("assignments",
       `DELETE FROM ${this.#q}.assignments a
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text)
         WHERE a.system_id = x.system_id AND a.check_id = x.check_id`,
@@ -461,7 +525,7 @@ class Transaction implements PostgresStoreTransaction {
       state: s.state,
     }));
     if (rows.length === 0) return;
-    await this.#db().query(
+    await this.#write("slices",
       `INSERT INTO ${this.#q}.slices (system_id, check_id, environment_id, state)
        SELECT system_id, check_id, environment_id, state
          FROM jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, state jsonb)
@@ -472,7 +536,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async deleteSlices(keys: readonly SliceKey[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.#db().query(
+    await this.#write("slices",
       `DELETE FROM ${this.#q}.slices s
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text)
         WHERE s.system_id = x.system_id AND s.check_id = x.check_id
@@ -501,7 +565,7 @@ class Transaction implements PostgresStoreTransaction {
       flapping_from: e.flappingFrom === undefined ? null : (e.flappingFrom ?? ""),
     }));
     if (rows.length === 0) return;
-    await this.#db().query(
+    await this.#write("entities",
       `INSERT INTO ${this.#q}.entities (entity_id, system_id, environment_id, state, sequence, history, flapping_from)
        SELECT entity_id, system_id, environment_id, state, sequence, history, flapping_from
          FROM jsonb_to_recordset($1::jsonb)
@@ -516,16 +580,13 @@ class Transaction implements PostgresStoreTransaction {
 
   async findRunIds(runIds: readonly string[]): Promise<string[]> {
     if (runIds.length === 0) return [];
-    const { rows } = await this.#db().query<{ run_id: string }>(
-      `SELECT run_id FROM ${this.#q}.runs WHERE run_id = ANY($1::text[])`,
-      [arrayLiteral([...new Set(runIds)])],
-    );
+    const rows = await this.#load<{ run_id: string }>("runIds", runIds);
     return rows.map((row) => row.run_id);
   }
 
   async insertRuns(runs: readonly StoredRun[]): Promise<void> {
     if (runs.length === 0) return;
-    await this.#db().query(
+    await this.#write("runs",
       `INSERT INTO ${this.#q}.runs (run_id, system_id, check_id, environment_id, status, latency_ms, run_at_ms, message, recorded_at_ms)
        SELECT run_id, system_id, check_id, environment_id, status, latency_ms, run_at_ms, message, recorded_at_ms
          FROM jsonb_to_recordset($1::jsonb)
@@ -551,7 +612,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async appendTransitions(transitions: readonly HealthTransitionRecord[]): Promise<void> {
     if (transitions.length === 0) return;
-    await this.#db().query(
+    await this.#write("transitions",
       `INSERT INTO ${this.#q}.transitions
          (entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id)
        SELECT entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms, run_id, check_id
@@ -581,11 +642,13 @@ class Transaction implements PostgresStoreTransaction {
     if (!this.#barrierHeld) {
       // Group registration holds the barrier exclusively: a group is either visible to the
       // statement below or registered after this transaction commits (and then sees its events).
-      await this.#db().query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey]);
+      await this.#write(null, "SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey]);
       this.#barrierHeld = true;
     }
     const q = this.#q;
-    await this.#db().query(
+    // Its own statement (it has a WITH of its own and a side effect in its SELECT), deferred too.
+    await this.#write(
+      null,
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord integer, entity_id text, sequence bigint, event_id text, event jsonb)
        ), inserted AS (
@@ -642,7 +705,7 @@ class Transaction implements PostgresStoreTransaction {
       created_at_ms: isoToMs(w.createdAt, "maintenance createdAt"),
     }));
     if (rows.length === 0) return;
-    await this.#db().query(
+    await this.#write("maintenance",
       `INSERT INTO ${this.#q}.maintenance
          (maintenance_id, entity_id, system_id, environment_id, start_ms, end_ms, reason, started_entities, ended, created_at_ms)
        SELECT maintenance_id, entity_id, system_id, environment_id, start_ms, end_ms, reason, started_entities, ended, created_at_ms
@@ -659,7 +722,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async deleteMaintenance(maintenanceIds: readonly string[]): Promise<void> {
     if (maintenanceIds.length === 0) return;
-    await this.#db().query(`DELETE FROM ${this.#q}.maintenance WHERE maintenance_id = ANY($1::text[])`, [
+    await this.#write("maintenance",`DELETE FROM ${this.#q}.maintenance WHERE maintenance_id = ANY($1::text[])`, [
       arrayLiteral([...new Set(maintenanceIds)]),
     ]);
   }
@@ -677,7 +740,7 @@ class Transaction implements PostgresStoreTransaction {
   async addToBuckets(buckets: readonly RunBucket[]): Promise<void> {
     const rows = mergeRepeatedKeys(buckets).map(toBucketParams);
     if (rows.length === 0) return;
-    await this.#db().query(
+    await this.#write("buckets",
       `INSERT INTO ${this.#q}.buckets AS b (${BUCKET_COLUMNS})
        SELECT ${BUCKET_COLUMNS}
          FROM jsonb_to_recordset($1::jsonb)
@@ -716,7 +779,7 @@ class Transaction implements PostgresStoreTransaction {
       start_ms: isoToMs(key.start, "bucket start"),
     }));
     if (rows.length === 0) return;
-    await this.#db().query(
+    await this.#write("buckets",
       `DELETE FROM ${this.#q}.buckets b
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint)
         WHERE b.system_id = x.system_id AND b.granularity = x.granularity AND b.start_ms = x.start_ms
@@ -811,6 +874,7 @@ interface AssignmentRow {
   environment_ids: string[] | null;
   enabled: boolean;
   paused: boolean;
+  flapping: FlappingOverride | null;
 }
 
 interface TransitionRow {

@@ -22,6 +22,12 @@ export interface TransactionSettings {
   readonly idleInTransactionTimeoutMs: number;
   /** `statement_timeout` in milliseconds (0 = none). Absent: the server's setting. */
   readonly statementTimeoutMs?: number;
+  /**
+   * Statements without parameters to run right after the settings, in the same message as
+   * `BEGIN` (one round trip): the adapter takes its advisory locks this way. A failure there (a
+   * lock timeout, say) rolls the transaction back and rejects like a failure of `fn`.
+   */
+  readonly prelude?: string;
 }
 
 /** A pooled or embedded database the adapter can run transactions on. */
@@ -144,9 +150,18 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
       client.on("error", onError);
       try {
         try {
-          await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}`);
+          await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}${preludeSql(settings)}`);
         } catch (error) {
-          destroy = asError(error);
+          // A statement the server refused (a lock timeout in the prelude) left an aborted transaction
+          // on a healthy connection: roll it back. Anything else leaves the connection in doubt.
+          if (isConnectionError(error) || sqlState(error) === undefined) destroy = asError(error);
+          else {
+            try {
+              await client.query("ROLLBACK");
+            } catch (rollbackError) {
+              destroy = asError(rollbackError);
+            }
+          }
           throw error;
         }
         let result: T;
@@ -220,7 +235,7 @@ function fromPglite(db: PGliteLike): SqlClient {
     transaction<T>(fn: (tx: SqlQueryable) => Promise<T>, settings: TransactionSettings): Promise<T> {
       // PGlite has one connection; `transaction` holds it exclusively (queries from elsewhere wait).
       return db.transaction(async (tx) => {
-        await tx.exec(`SET TRANSACTION ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}`);
+        await tx.exec(`SET TRANSACTION ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}${preludeSql(settings)}`);
         return fn(wrap(tx));
       });
     },
@@ -236,6 +251,10 @@ function normalizeRow(row: Row): Row {
     copy[key] = value.toString();
   }
   return copy ?? row;
+}
+
+function preludeSql(settings: TransactionSettings): string {
+  return settings.prelude === undefined || settings.prelude === "" ? "" : `; ${settings.prelude}`;
 }
 
 function settingsSql(settings: TransactionSettings): string {

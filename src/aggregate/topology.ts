@@ -1,3 +1,4 @@
+import type { FlappingOverride } from "../flapping";
 import type { Thresholds } from "../thresholds";
 
 /** A system and its ordered environment membership. */
@@ -16,6 +17,11 @@ export interface AssignmentRecord {
   readonly environmentIds: readonly string[] | null;
   readonly enabled: boolean;
   readonly paused: boolean;
+  /**
+   * Override of the engine's flap settings for the entities this assignment contributes to
+   * (SPEC §10); absent: none, the engine's settings apply. Never an empty object.
+   */
+  readonly flapping?: FlappingOverride;
 }
 
 /** Whether an assignment counts towards aggregation: enabled and not paused. */

@@ -11,6 +11,7 @@ import {
   type HealthError,
 } from "../errors";
 import type { HealthEvent } from "../events";
+import { flappingOverrideIssues, topologyFlappingIssues } from "../flapping";
 import { parseHealthEntityId, unsafeEncodeEntityId } from "../ids";
 import {
   SystemWorkspace,
@@ -108,7 +109,9 @@ export interface HealthSubscription {
 export interface HealthEngine {
   /**
    * Makes the stored topology match a declarative document (SPEC §13), atomically. Idempotent.
-   * Systems and checks absent from the document are left alone unless `{ prune: true }`.
+   * Systems and checks absent from the document are left alone unless `{ prune: true }`. A check's
+   * `flapping` override is validated merged with this engine's flap settings (`ValidationError`
+   * at `["systems", i, "checks", j, "flapping", …]`, nothing written).
    */
   applyTopology(doc: TopologyDoc, options?: { readonly prune?: boolean }): ResultAsync<TopologyOutcome, HealthError>;
   /** Creates a system or replaces its ordered environment membership (duplicates rejected). */
@@ -116,7 +119,12 @@ export interface HealthEngine {
   /**
    * Assigns a check to an existing system, or updates the assignment: fields omitted on update
    * keep their current value; on creation they take the defaults (thresholds
-   * `DEFAULT_THRESHOLDS`, all environments, enabled, not paused).
+   * `DEFAULT_THRESHOLDS`, all environments, enabled, not paused, no flap override).
+   * `flapping` overrides the engine's flap settings for this assignment (SPEC §10, see
+   * `FlappingOverride` and `resolveEntityFlapping`); `null` removes the override. Its thresholds
+   * merged with the engine's must be `low < high`, else a `ValidationError` at
+   * `["flapping", "low"]` (or `"high"`) and nothing is written. Changing only the override is a
+   * topology change.
    */
   assignCheck(input: AssignCheckInput): ResultAsync<TopologyOutcome, HealthError>;
   /** Removes an assignment and its slices. Removing an absent assignment changes nothing. */
@@ -243,6 +251,9 @@ class Engine implements HealthEngine {
   private ticking = false;
   private readonly instanceId = globalThis.crypto.randomUUID();
   private subscriptionCount = 0;
+  /** Single `recordRun` calls waiting for the next group commit (see `enqueueSingle`). */
+  private readonly pendingSingles: { run: StoredRun; resolve: (outcome: RecordOutcome) => void; reject: (error: unknown) => void }[] = [];
+  private singleGroupsInFlight = 0;
 
   constructor(private readonly options: ResolvedOptions) {
     this.removeAvailabilityListener = options.emitter.onAvailable(() => this.kickSubscriptions());
@@ -257,6 +268,8 @@ class Engine implements HealthEngine {
   applyTopology(doc: TopologyDoc, options: { readonly prune?: boolean } = {}): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("applyTopology", async () => {
       const parsedDoc = parse(topologyDocSchema, doc);
+      const flappingIssues = topologyFlappingIssues(this.options.flapping, parsedDoc);
+      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues);
       const { prune = false } = parse(applyTopologyOptionsSchema, options);
       const docSystems = new Map(parsedDoc.systems.map((system) => [system.systemId, system]));
       for (;;) {
@@ -301,6 +314,8 @@ class Engine implements HealthEngine {
   assignCheck(input: AssignCheckInput): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("assignCheck", async () => {
       const spec = parse(assignCheckSchema, input);
+      const flappingIssues = flappingOverrideIssues(this.options.flapping, spec.flapping);
+      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues.map((issue) => ({ ...issue, path: ["flapping", ...issue.path] })));
       return this.changeSystem(spec.systemId, [], (workspace) => {
         if (workspace.getSystem() === undefined) {
           throw new ValidationError([{ path: ["systemId"], message: `unknown system ${JSON.stringify(spec.systemId)}` }]);
@@ -737,23 +752,82 @@ class Engine implements HealthEngine {
       message: run.message ?? null,
       recordedAt,
     }));
+    if (!batch) return [await this.enqueueSingle(runs[0] as StoredRun)];
+    const outcomes = await this.commitRuns(runs, "batch");
+    return outcomes as RecordOutcome[];
+  }
+
+  /**
+   * Group commit of single `recordRun` calls: a call that finds no unit of work of single calls
+   * in flight starts one at once with its run alone; calls that arrive while one is in flight
+   * wait for it and then go together, in arrival order, in one unit of work (one lock round, one
+   * transaction, one COMMIT). Each caller gets its own outcome; a run the topology rejects fails
+   * only its own call. A failure of the unit of work itself (the store, a lock timeout) fails
+   * every call of the group, none of whose runs was written. Concurrency changes nothing else:
+   * the runs of a group are applied one after another, exactly as if the calls had been serialized
+   * in that order.
+   */
+  private enqueueSingle(run: StoredRun): Promise<RecordOutcome> {
+    return new Promise<RecordOutcome>((resolve, reject) => {
+      this.pendingSingles.push({ run, resolve, reject });
+      this.pumpSingles();
+    });
+  }
+
+  private pumpSingles(): void {
+    while (this.singleGroupsInFlight < MAX_SINGLE_GROUPS_IN_FLIGHT && this.pendingSingles.length > 0) {
+      const group = this.pendingSingles.splice(0, MAX_SINGLE_GROUP_SIZE);
+      this.singleGroupsInFlight += 1;
+      void this.commitRuns(
+        group.map((pending) => pending.run),
+        "group",
+      ).then(
+        (outcomes) =>
+          group.forEach((pending, index) => {
+            const outcome = outcomes[index];
+            if (outcome instanceof ValidationError) pending.reject(outcome);
+            else pending.resolve(outcome as RecordOutcome);
+          }),
+        (error: unknown) => group.forEach((pending) => pending.reject(error)),
+      ).finally(() => {
+        this.singleGroupsInFlight -= 1;
+        this.pumpSingles();
+      });
+    }
+  }
+
+  /**
+   * Applies validated runs in one unit of work. A run the topology rejects fails the whole batch
+   * (`"batch"`: nothing is written, every problem listed with the run's index), or only itself
+   * (`"group"`: its slot holds its `ValidationError`, the others are applied).
+   */
+  private commitRuns(runs: readonly StoredRun[], mode: "batch" | "group"): Promise<(RecordOutcome | ValidationError)[]> {
+    const batch = mode === "batch";
     const systemIds = [...new Set(runs.map((run) => run.systemId))];
     const lockKeys = runs.flatMap((run) => [
       lockKeyOf(unsafeEncodeEntityId(run.systemId, null)),
       ...(run.environmentId === null ? [] : [lockKeyOf(unsafeEncodeEntityId(run.systemId, run.environmentId))]),
     ]);
     return this.unitOfWork(lockKeys, async (tx) => {
-      const workspaces = await loadWorkspaces(tx, systemIds, this.options.flapping);
+      // One round of reads: the workspaces and the run-id check together (one statement on Postgres).
+      const [workspaces, known] = await Promise.all([
+        loadWorkspaces(tx, systemIds, this.options.flapping),
+        tx.findRunIds([...new Set(runs.map((run) => run.runId))]),
+      ]);
       const problems: ConfigurationIssue[] = [];
-      runs.forEach((run, index) => {
+      const rejected = runs.map((run, index) => {
         const workspace = workspaces.get(run.systemId) as SystemWorkspace;
         const rejection = runRejection(workspace.getSystem(), workspace.getAssignment(run.checkId), run);
-        if (rejection !== undefined) problems.push({ path: batch ? [index, rejection.path] : [rejection.path], message: rejection.message });
+        if (rejection === undefined) return undefined;
+        problems.push({ path: batch ? [index, rejection.path] : [rejection.path], message: rejection.message });
+        return new ValidationError([{ path: [rejection.path], message: rejection.message }]);
       });
-      if (problems.length > 0) throw new ValidationError(problems);
-      const seen = new Set(await tx.findRunIds([...new Set(runs.map((run) => run.runId))]));
+      if (batch && problems.length > 0) throw new ValidationError(problems);
+      const seen = new Set(known);
       const accepted: StoredRun[] = [];
-      const outcomes = runs.map((run): RecordOutcome => {
+      const outcomes = runs.map((run, index): RecordOutcome | ValidationError => {
+        const rejection = rejected[index];
+        if (rejection !== undefined) return rejection;
         if (seen.has(run.runId)) return { runId: run.runId, duplicate: true, events: [] };
         seen.add(run.runId);
         accepted.push(run);
@@ -761,8 +835,10 @@ class Engine implements HealthEngine {
         return { runId: run.runId, duplicate: false, events };
       });
       await tx.insertRuns(accepted);
-      await persist(tx, workspaces.values());
+      // Buckets before the state: the outbox insert, when there are events, comes last, so an
+      // adapter that combines writes (Postgres) sends the rest as one statement.
       await addToBuckets(tx, accepted);
+      await persist(tx, workspaces.values());
       return outcomes;
     });
   }
@@ -893,6 +969,14 @@ function bucketId(key: BucketKey): string {
   const environment = key.environmentId === null ? "-" : `${key.environmentId.length}:${key.environmentId}`;
   return `${key.systemId.length}:${key.systemId}${key.checkId.length}:${key.checkId}${environment}${key.granularity}${key.start}`;
 }
+
+/**
+ * Units of work of single `recordRun` calls in flight at once, per engine. More than one lets a
+ * group run while the next one fills; on Postgres each holds a connection.
+ */
+const MAX_SINGLE_GROUPS_IN_FLIGHT = 2;
+/** Most single calls folded into one unit of work (the rest wait for the next one). */
+const MAX_SINGLE_GROUP_SIZE = 64;
 
 /** Hourly buckets rolled into daily ones per transaction. */
 const ROLL_CHUNK = 500;

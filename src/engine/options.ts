@@ -67,7 +67,9 @@ export interface HealthEngineOptions {
   readonly tickIntervalMs?: number;
   /**
    * Flap detection (SPEC §10): flapping starts when the percent state change of an entity's last
-   * 21 evaluations reaches `high` and stops when it falls to `low`.
+   * 21 evaluations reaches `high` and stops when it falls to `low`. Assignments may override any
+   * field (`assignCheck({ flapping })`); each entity then uses the most sensitive settings of its
+   * contributing assignments (`resolveEntityFlapping`).
    * @default { enabled: true, low: 20, high: 30 }
    */
   readonly flapping?: Partial<FlappingConfig>;

@@ -2,6 +2,7 @@ import {
   aggregateRunEntities,
   aggregateSystem,
   effectiveSlices,
+  isCounted,
   sameEntityState,
   type AssignmentRecord,
   type EntityView,
@@ -9,25 +10,20 @@ import {
 } from "../aggregate";
 import { resolveEffectiveEnvironments } from "../environments";
 import { eventIdOf, type HealthEvent, type HealthTransitionEvent } from "../events";
-import { FLAP_HISTORY_LENGTH, percentStateChangeOfLetters } from "../flapping";
+import {
+  DEFAULT_FLAPPING,
+  FLAP_HISTORY_LENGTH,
+  isEmptyFlappingOverride,
+  percentStateChangeOfLetters,
+  resolveEntityFlapping,
+  type FlappingConfig,
+  type FlappingOverride,
+} from "../flapping";
 import type { HealthStatus } from "../status";
 import { INITIAL_SLICE_STATE, reevaluateSlice, sameThresholds, stepSlice, type SliceState } from "../thresholds";
 import { classifyTransition, deriveHealthTriggerEvents } from "../transitions";
 import { coversEntity, statusBefore, withinWindow, type MaintenanceRecord } from "./maintenance";
 import type { EntityRecord, HealthTransitionRecord, SliceKey, SliceRecord, StoredRun } from "./records";
-
-/** Flap detection settings (SPEC §10). */
-export interface FlappingConfig {
-  /** @default true */
-  readonly enabled: boolean;
-  /** Flapping stops at or below this percent state change. @default 20 */
-  readonly low: number;
-  /** Flapping starts at or above this percent state change. @default 30 */
-  readonly high: number;
-}
-
-/** The defaults of SPEC §10: enabled, low 20, high 30. */
-export const DEFAULT_FLAPPING: FlappingConfig = Object.freeze({ enabled: true, low: 20, high: 30 });
 
 const LETTER: Readonly<Record<HealthStatus, string>> = { healthy: "h", degraded: "d", unhealthy: "u" };
 
@@ -243,8 +239,9 @@ export class SystemWorkspace {
     // Only the entities the run touches (the rollup and its environment's entity) are evaluated.
     const views = aggregateRunEntities(this.system, this.assignments.values(), this.sliceStatus, run.environmentId);
     const cause = { runId: run.runId, checkId: run.checkId };
+    const flappingOf = this.entityFlapping();
     for (const view of views) {
-      for (const event of this.updateEntity(view, cause, run.timestamp)) produced.push(event);
+      for (const event of this.updateEntity(view, cause, run.timestamp, flappingOf(view))) produced.push(event);
     }
     for (const event of produced) this.events.push(event);
     return produced;
@@ -264,9 +261,10 @@ export class SystemWorkspace {
     const views = this.system === undefined ? [] : aggregateSystem(this.system, this.assignments.values(), this.sliceStatus);
     const produced: HealthEvent[] = [];
     const present = new Set<string>();
+    const flappingOf = this.entityFlapping();
     for (const view of views) {
       present.add(view.entityId);
-      produced.push(...this.updateEntity(view, cause, occurredAt));
+      produced.push(...this.updateEntity(view, cause, occurredAt, flappingOf(view)));
     }
     for (const [entityId, record] of this.entities) {
       if (present.has(entityId) || record.state === null) continue;
@@ -278,18 +276,41 @@ export class SystemWorkspace {
   }
 
   /**
+   * The flap settings of each entity (SPEC §10, `resolveEntityFlapping`): from the counted
+   * assignments contributing to it, the engine's settings when no assignment has an override.
+   */
+  private entityFlapping(): (view: EntityView) => FlappingConfig {
+    const global = this.flapping;
+    const system = this.system;
+    // The common case, checked without allocating: on the path of every run.
+    let overridden = false;
+    for (const assignment of this.assignments.values()) {
+      if (isCounted(assignment) && !isEmptyFlappingOverride(assignment.flapping)) overridden = true;
+    }
+    if (system === undefined || !overridden) return () => global;
+    const counted = [...this.assignments.values()].filter(isCounted);
+    const slicesOf = new Map(counted.map((assignment) => [assignment, effectiveSlices(assignment, system)]));
+    return (view) =>
+      resolveEntityFlapping(
+        global,
+        view.environmentId === null ? counted : counted.filter((assignment) => slicesOf.get(assignment)?.includes(view.environmentId)),
+      );
+  }
+
+  /**
    * One evaluation of an entity: stores its new state, appends it to the flap history, and returns
    * the events it causes, in sequence order: the transition (when the status changed), then
-   * `flapping_started` or `flapping_stopped` (when the percent state change crossed a threshold).
+   * `flapping_started` or `flapping_stopped` (when the percent state change crossed a threshold,
+   * with the entity's settings `flapping`).
    */
-  private updateEntity(view: EntityView, cause: EvaluationCause, occurredAt: string): HealthEvent[] {
+  private updateEntity(view: EntityView, cause: EvaluationCause, occurredAt: string, flapping: FlappingConfig): HealthEvent[] {
     const record = this.entities.get(view.entityId);
     const previous = record?.state ?? null;
     const status = view.state.status;
     // A (re-)created entity starts a new life: fresh flap history.
     const history = previous === null ? "" : (record?.history ?? "");
-    const wasFlapping = this.flapping.enabled && previous !== null && (record?.flappingFrom ?? null) !== null;
-    const nextHistory = this.flapping.enabled ? (history + LETTER[status]).slice(-FLAP_HISTORY_LENGTH) : "";
+    const wasFlapping = flapping.enabled && previous !== null && (record?.flappingFrom ?? null) !== null;
+    const nextHistory = flapping.enabled ? (history + LETTER[status]).slice(-FLAP_HISTORY_LENGTH) : "";
     let flappingFrom: HealthStatus | null = wasFlapping ? (record?.flappingFrom ?? null) : null;
     let sequence = record?.sequence ?? 0;
     const base = { entityId: view.entityId, systemId: view.systemId, environmentId: view.environmentId, occurredAt };
@@ -328,9 +349,9 @@ export class SystemWorkspace {
       });
     }
 
-    if (this.flapping.enabled && previous !== null) {
+    if (flapping.enabled && previous !== null) {
       const percent = percentStateChangeOfLetters(nextHistory);
-      if (!wasFlapping && percent >= this.flapping.high) {
+      if (!wasFlapping && percent >= flapping.high) {
         sequence += 1;
         events.push({
           type: "health.flapping_started",
@@ -341,7 +362,7 @@ export class SystemWorkspace {
           status,
         });
         flappingFrom = status;
-      } else if (wasFlapping && percent <= this.flapping.low) {
+      } else if (wasFlapping && percent <= flapping.low) {
         sequence += 1;
         events.push({
           type: "health.flapping_stopped",
@@ -506,5 +527,16 @@ function sameAssignment(a: AssignmentRecord, b: AssignmentRecord): boolean {
     a.environmentIds === null || b.environmentIds === null
       ? a.environmentIds === b.environmentIds
       : sameList(a.environmentIds, b.environmentIds);
-  return selectorsEqual && a.enabled === b.enabled && a.paused === b.paused && sameThresholds(a.thresholds, b.thresholds);
+  return (
+    selectorsEqual &&
+    a.enabled === b.enabled &&
+    a.paused === b.paused &&
+    sameThresholds(a.thresholds, b.thresholds) &&
+    sameFlappingOverride(a.flapping, b.flapping)
+  );
+}
+
+function sameFlappingOverride(a: FlappingOverride | undefined, b: FlappingOverride | undefined): boolean {
+  if (isEmptyFlappingOverride(a) || isEmptyFlappingOverride(b)) return isEmptyFlappingOverride(a) && isEmptyFlappingOverride(b);
+  return a?.enabled === b?.enabled && a?.low === b?.low && a?.high === b?.high;
 }

@@ -1,4 +1,5 @@
 import type { AssignmentRecord } from "../aggregate";
+import { isEmptyFlappingOverride, type FlappingOverride } from "../flapping";
 import { DEFAULT_THRESHOLDS, type Thresholds } from "../thresholds";
 import type { SystemWorkspace } from "./system-workspace";
 
@@ -9,6 +10,8 @@ export interface CheckSpec {
   readonly environmentIds?: readonly string[] | null | undefined;
   readonly enabled?: boolean | undefined;
   readonly paused?: boolean | undefined;
+  /** `null` clears the override; omitted keeps the current one (update) or none (create). */
+  readonly flapping?: FlappingOverride | null | undefined;
 }
 
 /** A validated system entry of a topology document. */
@@ -21,7 +24,8 @@ export interface SystemSpec {
 /**
  * The assignment a check spec describes. Omitted fields take the current assignment's values when
  * `base` is given (update), the defaults otherwise (thresholds `DEFAULT_THRESHOLDS`, selector
- * `null`, enabled, not paused).
+ * `null`, enabled, not paused, no flap override). A `null` or empty flap override is none; the
+ * record carries only the fields an override sets.
  */
 export function assignmentFromSpec(systemId: string, spec: CheckSpec, base?: AssignmentRecord): AssignmentRecord {
   return {
@@ -31,6 +35,18 @@ export function assignmentFromSpec(systemId: string, spec: CheckSpec, base?: Ass
     environmentIds: spec.environmentIds === undefined ? (base?.environmentIds ?? null) : spec.environmentIds,
     enabled: spec.enabled ?? base?.enabled ?? true,
     paused: spec.paused ?? base?.paused ?? false,
+    ...flappingField(spec.flapping === undefined ? base?.flapping : spec.flapping),
+  };
+}
+
+function flappingField(override: FlappingOverride | null | undefined): { flapping?: FlappingOverride } {
+  if (override == null || isEmptyFlappingOverride(override)) return {};
+  return {
+    flapping: {
+      ...(override.enabled === undefined ? {} : { enabled: override.enabled }),
+      ...(override.low === undefined ? {} : { low: override.low }),
+      ...(override.high === undefined ? {} : { high: override.high }),
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 import type { HealthEntityState } from "../aggregate";
 import { ValidationError, type ConfigurationIssue } from "../errors";
 import type { HealthEvent } from "../events";
+import { topologyFlappingIssues } from "../flapping";
 import { parseHealthEntityId } from "../ids";
 import { SystemWorkspace, applySystemSpec, runRejection, type FlappingConfig, type StoredRun } from "../kernel";
 import { toIso, timeSchema, type TimeInput } from "../time";
@@ -70,7 +71,8 @@ export interface ReplayResult {
  *
  * Runs without `runId` get `replay-<index>`; runs without `timestamp` get `options.now`.
  *
- * @throws ValidationError when the topology document or `options.now` is invalid.
+ * @throws ValidationError when the topology document or `options.now` is invalid, including a
+ * check's flap override whose thresholds merged with `options.flapping` are not `low < high`.
  */
 export function replay(input: ReplayInput): ReplayResult {
   const topology = topologyDocSchema.safeParse(input?.topology);
@@ -88,6 +90,9 @@ export function replay(input: ReplayInput): ReplayResult {
   });
   const until = input?.options?.until === undefined ? undefined : timeSchema.safeParse(input.options.until);
   if (until !== undefined && !until.success) issues.push(...toConfigurationIssues(until.error.issues, ["options", "until"]));
+  if (topology.success && flapping.success) {
+    for (const issue of topologyFlappingIssues(flapping.data, topology.data)) issues.push({ ...issue, path: ["topology", ...issue.path] });
+  }
   if (!topology.success || !now.success || !flapping.success || issues.length > 0) throw new ValidationError(issues);
 
   const nowIso = toIso(now.data);

@@ -4,6 +4,7 @@ export {
   MAX_REASON_LENGTH,
   addMaintenanceSchema,
   endMaintenanceSchema,
+  flappingOverrideSchema,
   flappingSchema,
   maintenanceIdSchema,
   applyTopologyOptionsSchema,

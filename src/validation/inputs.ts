@@ -50,12 +50,39 @@ export const upsertSystemSchema = z.strictObject({
 });
 export type UpsertSystemInput = z.input<typeof upsertSystemSchema>;
 
+const percentSchema = z.number({ message: "must be a number" }).min(0).max(100);
+const isPercent = (value: unknown): value is number => typeof value === "number" && value >= 0 && value <= 100;
+
+/**
+ * Zod schema of a per-assignment flap override (SPEC §10): any of `enabled`, `low`, `high`
+ * (percent state changes in [0, 100]); unknown keys are rejected. When both thresholds are given,
+ * `low < high`; with one given, the engine checks it against its own settings when the assignment
+ * is written (`flappingOverrideIssues`).
+ */
+export const flappingOverrideSchema = z
+  .strictObject({
+    enabled: z.boolean().optional(),
+    low: percentSchema.optional(),
+    high: percentSchema.optional(),
+  })
+  // zod also runs this after the fields' own issues: only a pair of valid percents is compared.
+  .refine(({ low, high }) => !isPercent(low) || !isPercent(high) || low < high, {
+    path: ["high"],
+    message: "must be greater than low",
+  });
+
 const checkShape = {
   checkId: idSchema,
   thresholds: thresholdsSchema.optional(),
   environmentIds: uniqueIds("environment id").nullable().optional(),
   enabled: z.boolean().optional(),
   paused: z.boolean().optional(),
+  /**
+   * Override of the engine's flap settings for this assignment (SPEC §10): any of `enabled`, `low`,
+   * `high`, the others inherited; `null` removes it. Omitted: no override (in a document, or when
+   * creating an assignment), or the current one kept (updating with `assignCheck`).
+   */
+  flapping: flappingOverrideSchema.nullable().optional(),
 };
 
 /** Zod schema of `assignCheck`'s input. */

@@ -340,6 +340,49 @@ describe("SystemWorkspace: flapping (§10)", () => {
   });
 });
 
+describe("SystemWorkspace: per-assignment flap settings (§10)", () => {
+  it("an override on the entity's check applies: a lower high starts the flap earlier", () => {
+    const ws = flappingWorkspace();
+    expect(ws.setAssignment(assignment({ flapping: { high: 10, low: 5 } }))).toBe(true);
+    expect(ws.applyTopologyChange(at(0))).toEqual([]);
+    const driver = new Driver(ws);
+    const events = driver.run(U, H);
+    expect(events.map((event) => event.type)).toEqual(["health.transition", "health.transition", "health.flapping_started"]);
+  });
+
+  it("only a real change of the override is a topology change; an empty override equals none", () => {
+    const ws = flappingWorkspace();
+    expect(ws.setAssignment(assignment({ flapping: {} }))).toBe(false);
+    expect(ws.setAssignment(assignment({ flapping: { high: 40 } }))).toBe(true);
+    expect(ws.setAssignment(assignment({ flapping: { high: 40 } }))).toBe(false);
+    expect(ws.setAssignment(assignment({ flapping: { high: 40, enabled: true } }))).toBe(true);
+    expect(ws.setAssignment(assignment())).toBe(true);
+    expect(ws.setAssignment(assignment({ flapping: {} }))).toBe(false);
+  });
+
+  it("turning detection off on the only contributor while flapping drops the flap silently, as the engine-wide switch does", () => {
+    const driver = new Driver(flappingWorkspace());
+    driver.run(...alternating(8));
+    expect(driver.entity().flappingFrom).toBe(H);
+    driver.ws.setAssignment(assignment({ flapping: { enabled: false } }));
+    expect(driver.ws.applyTopologyChange(at(60))).toEqual([]);
+    expect(driver.entity()).toMatchObject({ history: "", flappingFrom: null });
+    const events = driver.run(U);
+    expect(events).toHaveLength(1);
+    expect(events[0]).not.toHaveProperty("flapping");
+  });
+
+  it("paused and disabled assignments do not contribute their overrides", () => {
+    const ws = flappingWorkspace();
+    ws.setAssignment(assignment({ checkId: "b", paused: true, flapping: { high: 10, low: 5 } }));
+    ws.setAssignment(assignment({ checkId: "c", enabled: false, flapping: { high: 10, low: 5 } }));
+    ws.setAssignment(assignment({ flapping: { enabled: false } }));
+    expect(ws.applyTopologyChange(at(0))).toEqual([]);
+    const events = new Driver(ws).run(...alternating(30));
+    expect(events.filter(isFlapEvent)).toEqual([]);
+  });
+});
+
 /**
  * SPEC §10's consumer: mutes transitions marked flapping, and on `flapping_stopped` sends one
  * net-change notification when statusBefore ≠ statusAfter. Returns the statuses it notified.

@@ -19,6 +19,7 @@ import {
   addMaintenanceSchema,
   applyTopologyOptionsSchema,
   endMaintenanceSchema,
+  flappingOverrideSchema,
   flappingSchema,
   maintenanceIdSchema,
   parseWith,
@@ -474,6 +475,33 @@ describe("flappingSchema (§10)", () => {
     expect(issues(flappingSchema, { low: 40 })).toEqual([{ path: ["high"], message: "must be greater than low" }]);
     expect(paths(flappingSchema, { low: -1, high: 101 })).toEqual([["low"], ["high"]]);
     expect(paths(flappingSchema, { enabled: "yes", hysteresis: 5 })).toEqual([["enabled"], ["hysteresis"]]);
+  });
+});
+
+describe("flappingOverrideSchema (§10, per assignment)", () => {
+  it("takes any of enabled, low, high; keeps only what is given", () => {
+    expect(parseWith(flappingOverrideSchema, {})._unsafeUnwrap()).toEqual({});
+    expect(parseWith(flappingOverrideSchema, { low: 40 })._unsafeUnwrap()).toEqual({ low: 40 });
+    expect(parseWith(flappingOverrideSchema, { enabled: false, low: 0, high: 100 })._unsafeUnwrap()).toEqual({ enabled: false, low: 0, high: 100 });
+  });
+
+  it("needs thresholds in [0, 100], low < high when both are given, and no unknown key", () => {
+    expect(paths(flappingOverrideSchema, { low: -1, high: 101 })).toEqual([["low"], ["high"]]);
+    expect(issues(flappingOverrideSchema, { low: 30, high: 30 })).toEqual([{ path: ["high"], message: "must be greater than low" }]);
+    expect(paths(flappingOverrideSchema, { enabled: "yes", low: "50", high: 10, hysteresis: 5 })).toEqual([["enabled"], ["low"], ["hysteresis"]]);
+    expect(paths(flappingOverrideSchema, { low: 101, high: -1 })).toEqual([["low"], ["high"]]);
+  });
+
+  it("is the flapping field of assignCheck and of a document's checks, nullable, every problem with its path", () => {
+    expect(assignCheckSchema.parse({ systemId: "s", checkId: "c", flapping: null }).flapping).toBeNull();
+    expect(assignCheckSchema.parse({ systemId: "s", checkId: "c", flapping: { high: 50 } }).flapping).toEqual({ high: 50 });
+    expect(paths(assignCheckSchema, { systemId: "s", checkId: "c", flapping: { low: 200, extra: 1 } })).toEqual([
+      ["flapping", "low"],
+      ["flapping", "extra"],
+    ]);
+    expect(paths(topologyDocSchema, { systems: [{ systemId: "s", environmentIds: [], checks: [{ checkId: "c", flapping: { high: -5 } }] }] })).toEqual([
+      ["systems", 0, "checks", 0, "flapping", "high"],
+    ]);
   });
 });
 

@@ -8,12 +8,13 @@ import {
   type HealthStatus,
   type HealthTransitionEvent,
   type RunInput,
+  type FlappingOverride,
   type TopologyDoc,
 } from "healthstate";
 import { describe, expect, it } from "vitest";
-import { eventsOf, flips, idsOf, runsOf, topologyOf } from "../fixtures";
+import { EVERY_RUN_COUNTS, eventsOf, flips, idsOf, runsOf, topologyOf } from "../fixtures";
 import { HANG_GUARD_MS, Harness } from "../harness";
-import { groupBy, ok, within } from "../support";
+import { failure, groupBy, ok, within } from "../support";
 import type { SuiteContext } from "./context";
 
 /** Topology changes are stamped with this clock, so that the engine's events equal replay's. */
@@ -106,6 +107,24 @@ function expectMutingLaw(entityId: string, notifications: readonly HealthStatus[
   chain.slice(1).forEach((status, index) => expect(status, `${entityId}: notification ${index + 1} is a change`).not.toBe(chain[index]));
   expect(chain.at(-1), `${entityId}: the last notification is the final status`).toBe(final);
 }
+
+/** A topology check of the kit's thresholds, with an optional flap override and environment selector. */
+function checkOf(checkId: string, flapping?: FlappingOverride, environmentIds?: string[]) {
+  return {
+    checkId,
+    thresholds: EVERY_RUN_COUNTS,
+    ...(flapping === undefined ? {} : { flapping }),
+    ...(environmentIds === undefined ? {} : { environmentIds }),
+  };
+}
+
+/** Runs of `checkId` (otherwise as `runsOf`). */
+function checkRuns(prefix: string, systemId: string, checkId: string, statuses: readonly HealthStatus[], environmentId: string | null = null): RunInput[] {
+  return runsOf(prefix, systemId, statuses, environmentId).map((run) => ({ ...run, checkId }));
+}
+
+const flapEventsOf = (events: readonly HealthEvent[], entityId: string) =>
+  events.filter((event) => event.entityId === entityId && event.type !== "health.transition").map((event) => event.type);
 
 const TWO_ENVIRONMENTS: TopologyDoc = topologyOf(["flux"], ["prod", "staging"]);
 
@@ -263,6 +282,169 @@ export function describeFlapping({ config, harnesses }: SuiteContext): void {
         expect(events.every((event) => isTransition(event) && !("flapping" in event)), "only unmarked transitions").toBe(true);
         expect(events.filter((event) => event.entityId === "steady::prod").map((event) => event.sequence)).toEqual(runs.map((_, index) => index + 1));
         expect(events).toEqual(replay({ topology, runs, options: { now: FIXED_NOW, flapping } }).transitions);
+      },
+      timeout,
+    );
+
+    it(
+      "per assignment (§10): a check with a lower high threshold makes its entities flap where the engine's settings would not; an entity without it does not; equal to replay",
+      async () => {
+        const harness = await harnesses.open();
+        const [writer, reader] = await harness.enginePair({ clock: fixedClock });
+        const topology: TopologyDoc = {
+          systems: [
+            { systemId: "watched", environmentIds: ["prod"], checks: [checkOf("check", { high: 10, low: 5 })] },
+            { systemId: "plain", environmentIds: ["prod"], checks: [checkOf("check")] },
+          ],
+        };
+        const events = [...(await ok(writer.applyTopology(topology), "applyTopology")).events];
+        // Four flips reach a percent state change of about 24: above 10, below the default 30.
+        const runs = [...runsOf("watched", "watched", flips(4), "prod"), ...runsOf("plain", "plain", flips(4), "prod")];
+        events.push(...(await recordInTurns([writer, reader], runs, 1)));
+        for (const entityId of ["watched", "watched::prod"]) {
+          expect(flapEventsOf(events, entityId), `${entityId}: flaps under its check's threshold`).toEqual(["health.flapping_started"]);
+          expectFlappingProtocol(entityId, events.filter((event) => event.entityId === entityId));
+        }
+        for (const entityId of ["plain", "plain::prod"]) expect(flapEventsOf(events, entityId), `${entityId}: the engine's settings`).toEqual([]);
+        expect(events).toEqual(replay({ topology, runs, options: { now: FIXED_NOW } }).transitions);
+      },
+      timeout,
+    );
+
+    it(
+      "per assignment (§10): the rollup flaps when any contributing check has detection on, even if the flipping check has it off; an environment's entity uses only the checks effective there",
+      async () => {
+        const harness = await harnesses.open();
+        const [writer, reader] = await harness.enginePair({ clock: fixedClock });
+        // "quiet" (detection off) runs only in prod, "loud" (the engine's settings) only in staging.
+        const topology: TopologyDoc = {
+          systems: [
+            {
+              systemId: "mixed",
+              environmentIds: ["prod", "staging"],
+              checks: [checkOf("quiet", { enabled: false }, ["prod"]), checkOf("loud", undefined, ["staging"])],
+            },
+          ],
+        };
+        const events = [...(await ok(writer.applyTopology(topology), "applyTopology")).events];
+        const runs = [...checkRuns("quiet", "mixed", "quiet", flips(12), "prod"), ...checkRuns("loud", "mixed", "loud", ["healthy"], "staging")];
+        events.push(...(await recordInTurns([writer, reader], runs, 2)));
+        expect(flapEventsOf(events, "mixed"), "the rollup: loud contributes with detection on").toEqual(["health.flapping_started"]);
+        expectFlappingProtocol("mixed", events.filter((event) => event.entityId === "mixed"));
+        const prod = events.filter((event) => event.entityId === "mixed::prod");
+        expect(prod.length, "mixed::prod flips on every run").toBe(12);
+        expect(prod.every((event) => isTransition(event) && !("flapping" in event)), "mixed::prod: only quiet is effective there, so no flap").toBe(true);
+        expect(events.filter((event) => event.entityId === "mixed::staging"), "mixed::staging never changed").toEqual([]);
+        expect(events).toEqual(replay({ topology, runs, options: { now: FIXED_NOW } }).transitions);
+      },
+      timeout,
+    );
+
+    it(
+      "per assignment (§10): with every contributing check's detection off there are no flapping events; a check that turns it on under a disabled engine brings it back",
+      async () => {
+        const harness = await harnesses.open();
+        const topology: TopologyDoc = {
+          systems: [{ systemId: "off", environmentIds: [], checks: [checkOf("check", { enabled: false }), checkOf("other", { enabled: false, high: 90 })] }],
+        };
+        const engines = await harness.enginePair({ clock: fixedClock });
+        const events = [...(await ok(engines[0].applyTopology(topology), "applyTopology")).events];
+        const runs = runsOf("off", "off", flips(30));
+        events.push(...(await recordInTurns(engines, runs, 3)));
+        expect(events.every((event) => isTransition(event) && !("flapping" in event)), "only unmarked transitions").toBe(true);
+        expect(events).toHaveLength(30);
+        expect(events).toEqual(replay({ topology, runs, options: { now: FIXED_NOW } }).transitions);
+
+        const flapping = { enabled: false };
+        const disabled = harness.engine(harness.adapter, { clock: fixedClock, flapping });
+        const on: TopologyDoc = { systems: [{ systemId: "on", environmentIds: [], checks: [checkOf("check", { enabled: true })] }] };
+        await ok(disabled.applyTopology(on), "applyTopology");
+        const onRuns = runsOf("on", "on", flips(8));
+        const onEvents = eventsOf(await ok(disabled.recordRuns(onRuns), "recordRuns"));
+        expect(flapEventsOf(onEvents, "on")).toEqual(["health.flapping_started"]);
+        expect(onEvents).toEqual(replay({ topology: on, runs: onRuns, options: { now: FIXED_NOW, flapping } }).transitions);
+      },
+      timeout,
+    );
+
+    it(
+      "per assignment (§10): changing only the override is a topology change, the same one twice is not, an omitted one is kept and null clears it; another engine on the same store reads it back",
+      async () => {
+        const harness = await harnesses.open();
+        const [writer, reader] = await harness.enginePair({ clock: fixedClock });
+        const storedOverride = async () => {
+          const [assignment] = await harness.adapter.store.transaction({ lockKeys: [] }, (tx) => tx.getAssignments(["tuned"]));
+          return assignment?.flapping;
+        };
+        const doc = (flapping?: FlappingOverride): TopologyDoc => ({ systems: [{ systemId: "tuned", environmentIds: [], checks: [checkOf("check", flapping)] }] });
+        expect((await ok(writer.applyTopology(doc()), "applyTopology")).changed).toBe(true);
+        expect((await ok(writer.applyTopology(doc({ low: 5, high: 12 })), "applyTopology with an override")).changed, "only the override changed").toBe(true);
+        expect((await ok(reader.applyTopology(doc({ low: 5, high: 12 })), "the same document again")).changed, "the same document twice").toBe(false);
+        expect(await storedOverride()).toEqual({ low: 5, high: 12 });
+        const assign = (input: { flapping?: FlappingOverride | null; enabled?: boolean }) =>
+          ok(writer.assignCheck({ systemId: "tuned", checkId: "check", ...input }), `assignCheck ${JSON.stringify(input)}`);
+        expect((await assign({ flapping: { high: 12, low: 5 } })).changed, "the same override, keys in another order").toBe(false);
+        expect((await assign({ enabled: true })).changed, "flapping omitted: kept").toBe(false);
+        expect(await storedOverride()).toEqual({ low: 5, high: 12 });
+        expect((await assign({ flapping: { high: 10, low: 5 } })).changed, "a new override").toBe(true);
+        expect(await storedOverride()).toEqual({ high: 10, low: 5 });
+
+        // The other engine (process) evaluates with the stored override: two flips reach 12.4 (the default high is 30).
+        const runs = runsOf("tuned", "tuned", flips(2));
+        const events = eventsOf(await ok(reader.recordRuns(runs), "recordRuns"));
+        expect(flapEventsOf(events, "tuned"), "flaps under the stored override").toEqual(["health.flapping_started"]);
+
+        expect((await assign({ flapping: null })).changed, "null clears the override").toBe(true);
+        expect(await storedOverride()).toBeUndefined();
+        expect((await assign({ flapping: null })).changed).toBe(false);
+        expect((await ok(reader.applyTopology(doc()), "the plain document")).changed, "the document without override matches").toBe(false);
+      },
+      timeout,
+    );
+
+    it(
+      "per assignment (§10, §13): an override that is out of range, has unknown keys or does not resolve to low < high with the engine's settings is a ValidationError with its path, and nothing is written",
+      async () => {
+        const harness = await harnesses.open();
+        const engine = harness.engine(harness.adapter, { clock: fixedClock });
+        const delivered: HealthEvent[] = [];
+        engine.subscribe((event) => void delivered.push(event), { group: "override-validation" });
+        await ok(engine.applyTopology({ systems: [{ systemId: "strict", environmentIds: [], checks: [checkOf("check", { high: 50 })] }] }), "applyTopology");
+        const pathsOf = async (pending: Parameters<typeof failure>[0], what: string) => {
+          const error = await failure(pending, what);
+          expect(error.type, what).toBe("validation");
+          return ("issues" in error ? error.issues : []).map((issue) => issue.path);
+        };
+        expect(await pathsOf(engine.assignCheck({ systemId: "strict", checkId: "check", flapping: { low: 40 } }), "low above the engine's high")).toEqual([["flapping", "low"]]);
+        expect(await pathsOf(engine.assignCheck({ systemId: "strict", checkId: "check", flapping: { high: 15 } }), "high below the engine's low")).toEqual([["flapping", "high"]]);
+        expect(
+          await pathsOf(engine.assignCheck({ systemId: "strict", checkId: "check", flapping: { low: 101, high: -1, noise: 1 } as FlappingOverride }), "out of range, unknown key"),
+        ).toEqual([
+          ["flapping", "low"],
+          ["flapping", "high"],
+          ["flapping", "noise"],
+        ]);
+        expect(
+          await pathsOf(
+            engine.applyTopology({
+              systems: [
+                { systemId: "strict", environmentIds: [], checks: [checkOf("check", { low: 35 })] },
+                { systemId: "new", environmentIds: [], checks: [checkOf("a"), checkOf("b", { high: 20 })] },
+              ],
+            }),
+            "applyTopology",
+          ),
+        ).toEqual([
+          ["systems", 0, "checks", 0, "flapping", "low"],
+          ["systems", 1, "checks", 1, "flapping", "high"],
+        ]);
+        const stored = await harness.adapter.store.transaction({ lockKeys: [] }, async (tx) => ({
+          systemIds: await tx.listSystemIds(),
+          overrides: (await tx.getAssignments(["strict"])).map((assignment) => assignment.flapping),
+        }));
+        expect(stored, "nothing written").toEqual({ systemIds: ["strict"], overrides: [{ high: 50 }] });
+        await flushed(engine);
+        expect(delivered, "no event").toEqual([]);
       },
       timeout,
     );
