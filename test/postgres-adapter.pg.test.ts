@@ -72,6 +72,7 @@ const TABLES = [
   "deliveries",
   "delivery_groups",
   "dead_letters",
+  "state_versions",
 ] as const;
 
 function engineOver(ports: HealthAdapter, fixture: PgFixture, extras: Partial<HealthEngineOptions> = {}): HealthEngine {
@@ -565,7 +566,7 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         `INSERT INTO "${schema}".assignments (system_id, check_id, thresholds, environment_ids, enabled, paused)
          VALUES ('old', 'c', '${JSON.stringify(TWITCHY)}', NULL, true, false)`,
       );
-      expect(await migrate(client, { schema })).toEqual({ applied: ["0003_assignment_flapping"] });
+      expect(await migrate(client, { schema })).toEqual({ applied: ["0003_assignment_flapping", "0004_state_versions"] });
       expect(await migrate(client, { schema })).toEqual({ applied: [] });
       const adapter = createPostgresAdapter({ client, schema, listen: false });
       fixture().defer(() => adapter.close());
@@ -682,6 +683,66 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(shape(statements).map((text) => (text.startsWith("WITH x AS (") ? "outbox" : text))).toEqual(["begin+locks", "reads", "writes", "outbox", ...commit]);
       expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()?.status).toBe("unhealthy");
       expect(await count(fixture(), "outbox")).toBe(2);
+    });
+
+    it("gives every system whose state a commit wrote that transaction's version, atomically; other writes and rollbacks leave it", async () => {
+      const adapter = fixture().adapter();
+      const versions = async () =>
+        Object.fromEntries((await inTx(adapter, (tx) => tx.getStateVersions?.(["s", "t", "u"]) ?? Promise.resolve([]))).map((row) => [row.systemId, row.version]));
+      expect(await versions()).toEqual({});
+      const slice = { status: "healthy" as const, successStreak: 1, failureStreak: 0, streakHasUnhealthy: false, recent: "h" };
+      const first = await inTx(adapter, async (tx) => {
+        await tx.putSystem({ systemId: "s", environmentIds: [] });
+        await tx.putSlices([{ systemId: "t", checkId: "c", environmentId: null, state: slice }]);
+        return tx.stateVersion;
+      });
+      expect(first).toMatch(/^[0-9a-f-]{36}$/u);
+      expect(await versions()).toEqual({ s: first, t: first });
+      // Writes outside the cached state (runs, buckets, transitions) keep the version.
+      await inTx(adapter, (tx) => tx.insertRuns([{ runId: "r", systemId: "s", checkId: "c", environmentId: null, status: "healthy", latencyMs: null, timestamp: at(0).toISOString(), message: null, recordedAt: at(0).toISOString() }]));
+      expect(await versions()).toEqual({ s: first, t: first });
+      // A rolled-back transaction keeps it too.
+      await expect(
+        adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+          await tx.putEntities([entityOf("s", null, 1)]);
+          await tx.getSystems(["s"]);
+          throw new Error("roll back");
+        }),
+      ).rejects.toThrow("roll back");
+      expect(await versions()).toEqual({ s: first, t: first });
+      const second = await inTx(adapter, async (tx) => {
+        await tx.deleteAssignments([{ systemId: "u", checkId: "c" }]);
+        await tx.putEntities([entityOf("s", null, 1)]);
+        return tx.stateVersion;
+      });
+      expect(second).not.toBe(first);
+      expect(await versions()).toEqual({ s: second, t: first, u: second });
+    });
+
+    it("an engine reads only the versions of a system it wrote last, and the rows again once another process wrote it", async () => {
+      const { client, statements } = recordingClient(fixture().client);
+      const mine = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
+      fixture().defer(() => mine.close());
+      const engine = engineOver(mine, fixture());
+      await setupSystem(engine);
+      const record = async (target: HealthEngine, runId: string, status: "healthy" | "unhealthy") =>
+        (await target.recordRun({ runId, systemId: "checkout", checkId: "http", environmentId: "prod", status }))._unsafeUnwrap().events;
+      const readsSlices = () => statements.some((text) => text.startsWith("SELECT") && text.includes(".slices WHERE"));
+      await record(engine, "r1", "unhealthy");
+      statements.length = 0;
+      await record(engine, "r2", "healthy");
+      expect(readsSlices()).toBe(false);
+      // Another process (its own adapter) changes the same entity.
+      const other = engineOver(fixture().adapter(), fixture());
+      const theirs = await record(other, "r3", "unhealthy");
+      expect(theirs.map((event) => event.sequence)).toEqual([3, 3]);
+      statements.length = 0;
+      const after = await record(engine, "r4", "healthy");
+      expect(readsSlices()).toBe(true);
+      expect(after.map((event) => [event.entityId, event.sequence, event.type === "health.transition" ? event.previousStatus : null])).toEqual([
+        ["checkout", 4, "unhealthy"],
+        ["checkout::prod", 4, "unhealthy"],
+      ]);
     });
 
     it("defers writes in call order: a later write to the same table wins, a read sees them, and a failing write fails the transaction at COMMIT, keeping nothing", async () => {

@@ -216,11 +216,23 @@ const ASSIGNMENT_FLAPPING = `
 ALTER TABLE assignments ADD COLUMN flapping jsonb;
 `;
 
+const STATE_VERSIONS = `
+-- The version of each system's state (system, assignments, slices, entities): an opaque token
+-- that every transaction writing any of those rows of the system replaces with its own, so an
+-- engine that keeps a system's state in memory reads the token instead of the rows
+-- (StoreTransaction.getStateVersions). A system without a row is read in full.
+CREATE TABLE state_versions (
+  system_id text PRIMARY KEY,
+  version   text NOT NULL
+);
+`;
+
 /** The adapter's migrations, in the order they are applied. Never edit one that was released. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   Object.freeze({ id: "0001_initial", sql: INITIAL.trim() + "\n" }),
   Object.freeze({ id: "0002_history_maintenance", sql: HISTORY_MAINTENANCE.trim() + "\n" }),
   Object.freeze({ id: "0003_assignment_flapping", sql: ASSIGNMENT_FLAPPING.trim() + "\n" }),
+  Object.freeze({ id: "0004_state_versions", sql: STATE_VERSIONS.trim() + "\n" }),
 ]);
 
 /** The checksum `migrate` records for a migration: SHA-256 (hex) of its SQL text. */

@@ -23,6 +23,7 @@ import {
   type Thresholds,
   type TransitionQuery,
 } from "healthstate";
+import { randomUUID } from "node:crypto";
 import type { AdapterContext } from "./context";
 import { advisoryLockKey } from "./lock-keys";
 import { withRetry } from "./retry";
@@ -43,7 +44,7 @@ import {
 } from "./sql-values";
 
 /** What `Transaction.#load` reads: a table's rows for some systems. */
-type LoadKind = "systems" | "assignments" | "slices" | "entities" | "maintenance" | "runIds";
+type LoadKind = "systems" | "assignments" | "slices" | "entities" | "maintenance" | "runIds" | "versions";
 
 interface PendingLoad {
   readonly kind: LoadKind;
@@ -66,6 +67,7 @@ const LOAD_SQL: Readonly<Record<LoadKind, (q: string, systemIds: string) => stri
   maintenance: (q, ids) =>
     `SELECT ${MAINTENANCE_COLUMNS} FROM ${q}.maintenance WHERE system_id = ANY(${ids}::text[])`,
   runIds: (q, ids) => `SELECT run_id FROM ${q}.runs WHERE run_id = ANY(${ids}::text[])`,
+  versions: (q, ids) => `SELECT system_id, version FROM ${q}.state_versions WHERE system_id = ANY(${ids}::text[])`,
 };
 
 /**
@@ -344,6 +346,10 @@ class Transaction implements PostgresStoreTransaction {
   readonly #writes: PendingWrite[] = [];
   /** Write statements sent and not awaited yet; `settle` awaits them. */
   readonly #sent: Promise<unknown>[] = [];
+  /** This attempt's state version token (see `StoreTransaction.stateVersion`). */
+  readonly stateVersion = randomUUID();
+  /** Systems whose state (system, assignments, slices, entities) this attempt wrote. */
+  readonly #stateWritten = new Set<string>();
 
   constructor(sql: SqlQueryable, ctx: AdapterContext, barrierHeld: boolean) {
     this.#sql = sql;
@@ -386,6 +392,17 @@ class Transaction implements PostgresStoreTransaction {
 
   /** Sends everything pending and waits for it: the transaction's writes have all succeeded when it resolves. */
   async settle(): Promise<void> {
+    if (this.#stateWritten.size > 0) {
+      // First among the pending writes, so it joins their statement (the outbox insert, when there
+      // is one, comes last and goes on its own).
+      this.#writes.unshift({
+        table: "state_versions",
+        text: `INSERT INTO ${this.#q}.state_versions AS v (system_id, version) SELECT unnest($1::text[]), $2
+               ON CONFLICT (system_id) DO UPDATE SET version = EXCLUDED.version`,
+        params: [arrayLiteral([...this.#stateWritten].sort(compareStrings)), this.stateVersion],
+      });
+      this.#stateWritten.clear();
+    }
     this.#flushLoads();
     this.#sendWrites();
     while (this.#sent.length > 0) await Promise.all(this.#sent.splice(0));
@@ -452,7 +469,19 @@ class Transaction implements PostgresStoreTransaction {
     return rows.map((row) => row.system_id);
   }
 
+  async getStateVersions(systemIds: readonly string[]): Promise<{ systemId: string; version: string }[]> {
+    if (systemIds.length === 0) return [];
+    const rows = await this.#load<{ system_id: string; version: string }>("versions", systemIds);
+    return rows.map((row) => ({ systemId: row.system_id, version: row.version }));
+  }
+
+  /** Marks systems whose state this transaction writes (their version becomes `stateVersion` at commit). */
+  #touch(systemIds: Iterable<string>): void {
+    for (const systemId of systemIds) this.#stateWritten.add(systemId);
+  }
+
   async putSystem(system: SystemRecord): Promise<void> {
+    this.#touch([system.systemId]);
     await this.#write("systems",
       `INSERT INTO ${this.#q}.systems (system_id, environment_ids) VALUES ($1, $2::jsonb)
        ON CONFLICT (system_id) DO UPDATE SET environment_ids = EXCLUDED.environment_ids`,
@@ -461,6 +490,7 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   async deleteSystem(systemId: string): Promise<void> {
+    this.#touch([systemId]);
     await this.#write("systems",`DELETE FROM ${this.#q}.systems WHERE system_id = $1`, [systemId]);
   }
 
@@ -489,6 +519,7 @@ class Transaction implements PostgresStoreTransaction {
       flapping: a.flapping ?? null,
     }));
     if (rows.length === 0) return;
+    this.#touch(assignments.map((a) => a.systemId));
     await this.#write("assignments",
       `INSERT INTO ${this.#q}.assignments AS a (system_id, check_id, thresholds, environment_ids, enabled, paused, flapping)
        SELECT system_id, check_id, thresholds, environment_ids, enabled, paused, flapping
@@ -503,6 +534,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async deleteAssignments(keys: readonly { readonly systemId: string; readonly checkId: string }[]): Promise<void> {
     if (keys.length === 0) return;
+    this.#touch(keys.map((key) => key.systemId));
     await this.#write("assignments",
       `DELETE FROM ${this.#q}.assignments a
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text)
@@ -525,6 +557,7 @@ class Transaction implements PostgresStoreTransaction {
       state: s.state,
     }));
     if (rows.length === 0) return;
+    this.#touch(slices.map((slice) => slice.systemId));
     await this.#write("slices",
       `INSERT INTO ${this.#q}.slices (system_id, check_id, environment_id, state)
        SELECT system_id, check_id, environment_id, state
@@ -536,6 +569,7 @@ class Transaction implements PostgresStoreTransaction {
 
   async deleteSlices(keys: readonly SliceKey[]): Promise<void> {
     if (keys.length === 0) return;
+    this.#touch(keys.map((key) => key.systemId));
     await this.#write("slices",
       `DELETE FROM ${this.#q}.slices s
         USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text)
@@ -565,6 +599,7 @@ class Transaction implements PostgresStoreTransaction {
       flapping_from: e.flappingFrom === undefined ? null : (e.flappingFrom ?? ""),
     }));
     if (rows.length === 0) return;
+    this.#touch(entities.map((entity) => entity.systemId));
     await this.#write("entities",
       `INSERT INTO ${this.#q}.entities (entity_id, system_id, environment_id, state, sequence, history, flapping_from)
        SELECT entity_id, system_id, environment_id, state, sequence, history, flapping_from

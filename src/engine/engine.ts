@@ -24,6 +24,7 @@ import {
   type HealthTransitionRecord,
   type MaintenanceRecord,
   type StoredRun,
+  type SystemState,
 } from "../kernel";
 import type { DeadLetter, StoreTransaction } from "../ports";
 import { addRuns, bucketStart, emptyBucket, mergeBuckets, successRate, summarizeLatency, type BucketKey, type LatencySummary, type RunBucket } from "../buckets";
@@ -254,6 +255,8 @@ class Engine implements HealthEngine {
   /** Single `recordRun` calls waiting for the next group commit (see `enqueueSingle`). */
   private readonly pendingSingles: { run: StoredRun; resolve: (outcome: RecordOutcome) => void; reject: (error: unknown) => void }[] = [];
   private singleGroupsInFlight = 0;
+  /** Committed state of systems this engine wrote, for stores with state versions (see `StateCache`). */
+  private readonly stateCache = new StateCache(STATE_CACHE_SYSTEMS);
 
   constructor(private readonly options: ResolvedOptions) {
     this.removeAvailabilityListener = options.emitter.onAvailable(() => this.kickSubscriptions());
@@ -808,12 +811,16 @@ class Engine implements HealthEngine {
       lockKeyOf(unsafeEncodeEntityId(run.systemId, null)),
       ...(run.environmentId === null ? [] : [lockKeyOf(unsafeEncodeEntityId(run.systemId, run.environmentId))]),
     ]);
-    return this.unitOfWork(lockKeys, async (tx) => {
+    // The last attempt's reads (a store may run the unit of work again after a transient failure).
+    let attempt: { tx: StoreTransaction; loaded: CachedLoad } | undefined;
+    const work = this.unitOfWork(lockKeys, async (tx) => {
       // One round of reads: the workspaces and the run-id check together (one statement on Postgres).
-      const [workspaces, known] = await Promise.all([
-        loadWorkspaces(tx, systemIds, this.options.flapping),
+      const [loaded, known] = await Promise.all([
+        this.stateCache.load(tx, systemIds, this.options.flapping),
         tx.findRunIds([...new Set(runs.map((run) => run.runId))]),
       ]);
+      attempt = { tx, loaded };
+      const { workspaces } = loaded;
       const problems: ConfigurationIssue[] = [];
       const rejected = runs.map((run, index) => {
         const workspace = workspaces.get(run.systemId) as SystemWorkspace;
@@ -839,6 +846,11 @@ class Engine implements HealthEngine {
       // adapter that combines writes (Postgres) sends the rest as one statement.
       await addToBuckets(tx, accepted);
       await persist(tx, workspaces.values());
+      return outcomes;
+    });
+    // A failed unit of work leaves the cache as it was: what it holds is still what its version says.
+    return work.then((outcomes) => {
+      if (attempt !== undefined) this.stateCache.committed(attempt.tx, attempt.loaded);
       return outcomes;
     });
   }
@@ -869,50 +881,61 @@ async function loadWorkspaces(
   systemIds: readonly string[],
   flapping: FlappingConfig,
 ): Promise<Map<string, SystemWorkspace>> {
-  const [systems, assignments, slices, entities, maintenance] = await Promise.all([
+  const [states, maintenance] = await Promise.all([loadStates(tx, systemIds), tx.getMaintenance(systemIds)]);
+  return buildWorkspaces(systemIds, states, maintenance, flapping);
+}
+
+/** Workspaces from states and the systems' maintenance windows. */
+function buildWorkspaces(
+  systemIds: readonly string[],
+  states: ReadonlyMap<string, SystemState>,
+  maintenance: readonly MaintenanceRecord[],
+  flapping: FlappingConfig,
+): Map<string, SystemWorkspace> {
+  const windowsOf = systemIds.length === 1 ? new Map([[systemIds[0] as string, maintenance]]) : groupBySystem(maintenance);
+  return new Map(
+    systemIds.map((systemId) => [
+      systemId,
+      new SystemWorkspace(systemId, { ...(states.get(systemId) as SystemState), maintenance: windowsOf.get(systemId) ?? [] }, { flapping }),
+    ]),
+  );
+}
+
+/** The state (system, assignments, slices, entities) of each system, read with four loads issued together. */
+async function loadStates(tx: StoreTransaction, systemIds: readonly string[]): Promise<Map<string, SystemState>> {
+  const [systems, assignments, slices, entities] = await Promise.all([
     tx.getSystems(systemIds),
     tx.getAssignments(systemIds),
     tx.getSlices(systemIds),
     tx.getEntities(systemIds),
-    tx.getMaintenance(systemIds),
   ]);
   if (systemIds.length === 1) {
     // One system (every single call): every row read is its own, nothing to group.
-    const systemId = systemIds[0] as string;
-    return new Map([[systemId, new SystemWorkspace(systemId, { system: systems[0], assignments, slices, entities, maintenance }, { flapping })]]);
+    return new Map([[systemIds[0] as string, { system: systems[0], assignments, slices, entities }]]);
   }
-  const bySystem = <T extends { readonly systemId: string }>(records: readonly T[]) => {
-    const grouped = new Map<string, T[]>();
-    for (const record of records) {
-      const list = grouped.get(record.systemId);
-      if (list === undefined) grouped.set(record.systemId, [record]);
-      else list.push(record);
-    }
-    return grouped;
-  };
-  const [assignmentsOf, slicesOf, entitiesOf, maintenanceOf] = [
-    bySystem(assignments),
-    bySystem(slices),
-    bySystem(entities),
-    bySystem(maintenance),
-  ];
+  const [assignmentsOf, slicesOf, entitiesOf] = [groupBySystem(assignments), groupBySystem(slices), groupBySystem(entities)];
   const systemOf = new Map(systems.map((system) => [system.systemId, system]));
   return new Map(
     systemIds.map((systemId) => [
       systemId,
-      new SystemWorkspace(
-        systemId,
-        {
-          system: systemOf.get(systemId),
-          assignments: assignmentsOf.get(systemId) ?? [],
-          slices: slicesOf.get(systemId) ?? [],
-          entities: entitiesOf.get(systemId) ?? [],
-          maintenance: maintenanceOf.get(systemId) ?? [],
-        },
-        { flapping },
-      ),
+      {
+        system: systemOf.get(systemId),
+        assignments: assignmentsOf.get(systemId) ?? [],
+        slices: slicesOf.get(systemId) ?? [],
+        entities: entitiesOf.get(systemId) ?? [],
+      },
     ]),
   );
+}
+
+function groupBySystem<T extends { readonly systemId: string }>(records: readonly T[]): Map<string, T[]> {
+  const grouped = new Map<string, T[]>();
+  for (const record of records) {
+    const list = grouped.get(record.systemId);
+    if (list === undefined) grouped.set(record.systemId, [record]);
+    else list.push(record);
+  }
+  return grouped;
 }
 
 async function persist(tx: StoreTransaction, workspaces: Iterable<SystemWorkspace>): Promise<void> {
@@ -968,6 +991,76 @@ async function addToBuckets(tx: StoreTransaction, runs: readonly StoredRun[]): P
 function bucketId(key: BucketKey): string {
   const environment = key.environmentId === null ? "-" : `${key.environmentId.length}:${key.environmentId}`;
   return `${key.systemId.length}:${key.systemId}${key.checkId.length}:${key.checkId}${environment}${key.granularity}${key.start}`;
+}
+
+/** Systems whose committed state an engine keeps (least recently used ones go first). */
+const STATE_CACHE_SYSTEMS = 10_000;
+
+/** The workspaces of one unit of work, and the state version each system had when read. */
+interface CachedLoad {
+  readonly workspaces: Map<string, SystemWorkspace>;
+  readonly versions: ReadonlyMap<string, string>;
+}
+
+/**
+ * The committed state (system, assignments, slices, entities) of the systems an engine wrote,
+ * keyed by system, each with the state version its commit gave it. Used only with a store that
+ * has state versions (`StoreTransaction.getStateVersions`); every other store is read in full.
+ *
+ * Under the system's lock, a unit of work reads the versions (with the maintenance windows, which
+ * are never cached, and the run-id check: one round trip on Postgres) and reads the rows only of
+ * the systems whose version is not the cached one: any commit by anyone else that wrote a
+ * system's state gave it another version. With nothing cached for any of the systems, everything
+ * is read in the first round. The cached records are never changed (the kernel replaces records,
+ * it does not edit them), and the cache is only updated after a commit, from the workspaces that
+ * were committed. A failed unit of work changes nothing here: if it rolled back, the stored
+ * version is still the cached one and so is the state; if its COMMIT's outcome is unknown and it
+ * did commit, the stored version is its own, which the cache does not hold, so the rows are read.
+ */
+class StateCache {
+  private readonly entries = new Map<string, { readonly version: string; readonly state: SystemState }>();
+
+  constructor(private readonly capacity: number) {}
+
+  async load(tx: StoreTransaction, systemIds: readonly string[], flapping: FlappingConfig): Promise<CachedLoad> {
+    const getVersions = tx.getStateVersions?.bind(tx);
+    if (getVersions === undefined) return { workspaces: await loadWorkspaces(tx, systemIds, flapping), versions: new Map() };
+    if (!systemIds.some((systemId) => this.entries.has(systemId))) {
+      const [workspaces, versions] = await Promise.all([loadWorkspaces(tx, systemIds, flapping), getVersions(systemIds)]);
+      return { workspaces, versions: new Map(versions.map((row) => [row.systemId, row.version])) };
+    }
+    const [versionRows, maintenance] = await Promise.all([getVersions(systemIds), tx.getMaintenance(systemIds)]);
+    const versions = new Map(versionRows.map((row) => [row.systemId, row.version]));
+    const misses: string[] = [];
+    const hits = new Map<string, SystemState>();
+    for (const systemId of systemIds) {
+      const entry = this.entries.get(systemId);
+      const version = versions.get(systemId);
+      if (entry !== undefined && version !== undefined && entry.version === version) {
+        hits.set(systemId, entry.state);
+        // Most recently used last.
+        this.entries.delete(systemId);
+        this.entries.set(systemId, entry);
+      } else misses.push(systemId);
+    }
+    const states = misses.length === 0 ? hits : new Map([...hits, ...(await loadStates(tx, misses))]);
+    return { workspaces: buildWorkspaces(systemIds, states, maintenance, flapping), versions };
+  }
+
+  /** After the unit of work that read `loaded` through `tx` committed. */
+  committed(tx: StoreTransaction, loaded: CachedLoad): void {
+    if (tx.getStateVersions === undefined) return;
+    for (const [systemId, workspace] of loaded.workspaces) {
+      const version = workspace.stateChanged() ? tx.stateVersion : loaded.versions.get(systemId);
+      this.entries.delete(systemId);
+      if (version === undefined) continue;
+      this.entries.set(systemId, { version, state: workspace.state() });
+    }
+    for (const systemId of this.entries.keys()) {
+      if (this.entries.size <= this.capacity) break;
+      this.entries.delete(systemId);
+    }
+  }
 }
 
 /**

@@ -33,6 +33,14 @@ export interface EvaluationCause {
   readonly checkId?: string;
 }
 
+/** A system's state without its maintenance windows (see `SystemWorkspace.state`). */
+export interface SystemState {
+  readonly system: SystemRecord | undefined;
+  readonly assignments: readonly AssignmentRecord[];
+  readonly slices: readonly SliceRecord[];
+  readonly entities: readonly EntityRecord[];
+}
+
 /** Everything one workspace changed, for the store to persist in one unit of work. */
 export interface WorkspaceChanges {
   readonly systemId: string;
@@ -498,6 +506,33 @@ export class SystemWorkspace {
       environmentId: record.environmentId,
       occurredAt,
     });
+  }
+
+  /**
+   * The system's state as it stands now (system record, assignments, slices, entities; not the
+   * maintenance windows), for a cache of committed state: after the unit of work commits, this is
+   * what the store holds for the system.
+   */
+  state(): SystemState {
+    return {
+      system: this.system,
+      assignments: [...this.assignments.values()],
+      slices: [...this.slices.values()],
+      entities: [...this.entities.values()],
+    };
+  }
+
+  /** Whether this workspace changed any of the rows `state()` covers (so persisting it writes them). */
+  stateChanged(): boolean {
+    return (
+      this.systemDirty ||
+      this.systemDeleted ||
+      this.dirtyAssignments.size > 0 ||
+      this.deletedAssignments.size > 0 ||
+      this.dirtySlices.size > 0 ||
+      this.deletedSlices.size > 0 ||
+      this.dirtyEntities.size > 0
+    );
   }
 
   /** Everything changed since the workspace was loaded. */

@@ -35,6 +35,22 @@ export interface StoreTransaction {
   getSystems(systemIds: readonly string[]): Promise<SystemRecord[]>;
   /** Every system id, in no particular order. */
   listSystemIds(): Promise<string[]>;
+  /**
+   * Optional (a cache contract; adapters without it are read in full every time). The version of
+   * each given system's state (its system record, assignments, slices and entities; not its
+   * maintenance windows): an opaque token, the `stateVersion` of the last committed transaction
+   * that wrote any of those rows of the system. Systems with no version yet are left out. An
+   * engine keeps the state of the systems it wrote and, while the version it read under the
+   * system's lock is still the one its own commit set, uses that state instead of reading the rows.
+   */
+  getStateVersions?(systemIds: readonly string[]): Promise<{ readonly systemId: string; readonly version: string }[]>;
+  /**
+   * With `getStateVersions`: this transaction's token, unique to it (a retried attempt gets a new
+   * one). At commit, every system whose system record, assignments, slices or entities it wrote
+   * (`putSystem`, `deleteSystem`, `putAssignments`, `deleteAssignments`, `putSlices`,
+   * `deleteSlices`, `putEntities`) gets it as its version, atomically with those writes.
+   */
+  readonly stateVersion?: string;
   /** Creates or replaces a system (its membership). */
   putSystem(system: SystemRecord): Promise<void>;
   /** Deletes a system record; a no-op when absent. Assignments and slices are deleted separately. */
