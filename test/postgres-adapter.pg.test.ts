@@ -768,6 +768,24 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       });
       await expect(failing).rejects.toMatchObject({ code: "23505" });
       expect(await count(fixture(), "transitions")).toBe(0);
+
+      // A failing first statement of several: none of the later ones runs outside the transaction.
+      const run = (runId: string): StoredRun => ({ runId, systemId: "s", checkId: "c", environmentId: null, status: "healthy", latencyMs: null, timestamp: at(0).toISOString(), message: null, recordedAt: at(0).toISOString() });
+      await inTx(adapter, (tx) => tx.insertRuns([run("r0")]));
+      const several = inTx(adapter, async (tx) => {
+        await tx.insertRuns([run("r0")]);
+        await tx.insertRuns([run("r1")]);
+        await tx.insertRuns([run("r2")]);
+        await tx.putSystem({ systemId: "z", environmentIds: [] });
+      });
+      await expect(several).rejects.toMatchObject({ code: "23505" });
+      // And a read after a failed write reports the write's error, not "transaction aborted".
+      const readAfter = inTx(adapter, async (tx) => {
+        await tx.insertRuns([run("r0")]);
+        return tx.getSystems(["s"]);
+      });
+      await expect(readAfter).rejects.toMatchObject({ code: "23505" });
+      expect(await fixture().query(`SELECT run_id FROM "${fixture().schema}".runs ORDER BY run_id`)).toEqual([{ run_id: "r0" }]);
       expect(await fixture().query(`SELECT system_id FROM "${fixture().schema}".systems ORDER BY system_id`)).toEqual([{ system_id: "s" }]);
     });
   });

@@ -28,7 +28,7 @@ import type { AdapterContext } from "./context";
 import { advisoryLockKey } from "./lock-keys";
 import { withRetry } from "./retry";
 import { combineWrites, type PendingWrite } from "./write-batch";
-import type { SqlQueryable } from "./sql-client";
+import { sqlState, type SqlQueryable } from "./sql-client";
 import {
   arrayLiteral,
   compareStrings,
@@ -348,6 +348,8 @@ class Transaction implements PostgresStoreTransaction {
   readonly #sent: Promise<unknown>[] = [];
   /** This attempt's state version token (see `StoreTransaction.stateVersion`). */
   readonly stateVersion = randomUUID();
+  /** The first failure of a deferred write (see `#cause`). */
+  #writeError: unknown = undefined;
   /** Systems whose state (system, assignments, slices, entities) this attempt wrote. */
   readonly #stateWritten = new Set<string>();
 
@@ -385,7 +387,9 @@ class Transaction implements PostgresStoreTransaction {
     for (const statement of combineWrites(this.#writes.splice(0))) {
       const sent = this.#sql.query(statement.text, statement.params);
       // Observed by `settle`; a later statement on the aborted transaction fails too, so nothing is lost.
-      sent.catch(() => undefined);
+      sent.catch((error: unknown) => {
+        this.#writeError ??= error;
+      });
       this.#sent.push(sent);
     }
   }
@@ -405,7 +409,19 @@ class Transaction implements PostgresStoreTransaction {
     }
     this.#flushLoads();
     this.#sendWrites();
-    while (this.#sent.length > 0) await Promise.all(this.#sent.splice(0));
+    // Every statement answered before settling, so nothing of this transaction is still on its way
+    // when the caller rolls back; the first failure is the one reported.
+    const outcomes = await Promise.allSettled(this.#sent.splice(0));
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  /**
+   * The error to report for a statement that failed: a read sent after a failed deferred write
+   * fails only because the transaction is aborted (25P02); the write's own error says why.
+   */
+  #cause(error: unknown): unknown {
+    return this.#writeError !== undefined && sqlState(error) === "25P02" ? this.#writeError : error;
   }
 
   /**
@@ -438,7 +454,7 @@ class Transaction implements PostgresStoreTransaction {
       for (const load of loads) {
         this.#sql.query(LOAD_SQL[load.kind](this.#q, "$1"), [load.ids]).then(
           ({ rows }) => load.resolve(rows),
-          (error: unknown) => load.reject(error),
+          (error: unknown) => load.reject(this.#cause(error)),
         );
       }
       return;
@@ -450,12 +466,16 @@ class Transaction implements PostgresStoreTransaction {
       .query<Record<string, object[]>>(`SELECT ${columns.join(", ")}`, loads.map((load) => load.ids))
       .then(
         ({ rows: [row] }) => loads.forEach((load, index) => load.resolve(row?.[`l${index}`] ?? [])),
-        (error: unknown) => loads.forEach((load) => load.reject(error)),
+        (error: unknown) => loads.forEach((load) => load.reject(this.#cause(error))),
       );
   }
 
   async query<R extends object = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<R[]> {
-    return (await this.#db().query<R>(text, params)).rows;
+    try {
+      return (await this.#db().query<R>(text, params)).rows;
+    } catch (error) {
+      throw this.#cause(error);
+    }
   }
 
   async getSystems(systemIds: readonly string[]): Promise<SystemRecord[]> {

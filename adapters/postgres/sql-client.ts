@@ -165,9 +165,13 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
           throw error;
         }
         let result: T;
+        const tx = queryable(client);
         try {
-          result = await fn(queryable(client));
+          result = await fn(tx);
         } catch (error) {
+          // Statements `fn` started and did not wait for must reach the server before ROLLBACK, or a
+          // later one would run after it, outside the transaction.
+          await tx.drain();
           try {
             await client.query("ROLLBACK");
           } catch (rollbackError) {
@@ -176,6 +180,8 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
           throw error;
         }
         let commit: { command?: string };
+        // Likewise before COMMIT: every statement of the transaction is answered first.
+        await tx.drain();
         try {
           commit = await client.query("COMMIT");
         } catch (error) {
@@ -199,7 +205,7 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
  * (the engine loads a workspace with `Promise.all`), and a `pg` client must not be handed a query
  * while another one is running.
  */
-function queryable(client: PgPoolClientLike): SqlQueryable {
+function queryable(client: PgPoolClientLike): SqlQueryable & { drain(): Promise<void> } {
   let tail: Promise<unknown> = Promise.resolve();
   const serialize = <T>(run: () => Promise<T>): Promise<T> => {
     const next = tail.then(run, run);
@@ -213,6 +219,14 @@ function queryable(client: PgPoolClientLike): SqlQueryable {
     },
     async exec(text: string) {
       await serialize(() => client.query(text));
+    },
+    /** Resolves once every statement handed to this queryable so far has settled. */
+    async drain() {
+      let current: Promise<unknown>;
+      do {
+        current = tail;
+        await current;
+      } while (current !== tail);
     },
   };
 }
