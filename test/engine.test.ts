@@ -352,10 +352,10 @@ describe("group commit of concurrent recordRun calls", () => {
   it("fails every call of a unit of work that fails, writing none of their runs; later calls go on", async () => {
     const { engine, counts } = countingSetup();
     await withCheckout(engine);
-    // Calls that find a unit of work in flight wait and then go together: the third transaction
-    // holds several of them, and it fails.
+    // Calls that find a unit of work on their system in flight wait and then go together: the
+    // second transaction holds several of them, and it fails.
     counts.transactions = 0;
-    counts.failAt = 3;
+    counts.failAt = 2;
     const ids = [0, 1, 2, 3, 4, 5].map((index) => `r${index}`);
     const results = await Promise.all(ids.map((runId) => engine.recordRun(run({ status: "unhealthy", runId }))));
     const failed = ids.filter((_, index) => results[index]?.isErr());
@@ -364,6 +364,37 @@ describe("group commit of concurrent recordRun calls", () => {
     // None of the failed calls' runs was written; every other one was, once.
     const again = await Promise.all(ids.map((runId) => engine.recordRun(run({ status: "unhealthy", runId }))));
     expect(again.map((result) => result._unsafeUnwrap().duplicate)).toEqual(ids.map((runId) => !failed.includes(runId)));
+  });
+});
+
+describe("group commit keeps systems independent (G5)", () => {
+  it("never makes a call on one system wait for another system's lock", async () => {
+    const adapter = createMemoryAdapter();
+    const engine = createHealthEngine({ ...adapter, timers: false, clock: () => new Date(T0) });
+    open.push({ engine, adapter });
+    for (const systemId of ["a", "b"]) {
+      (await engine.upsertSystem({ systemId, environmentIds: [] }))._unsafeUnwrap();
+      (await engine.assignCheck({ systemId, checkId: "http" }))._unsafeUnwrap();
+    }
+    // Another writer holds system b's rollup key until released.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding: () => void = () => undefined;
+    const taken = new Promise<void>((resolve) => (holding = resolve));
+    const holder = adapter.lock.withLock(["health:b"], async () => {
+      holding();
+      await held;
+    });
+    await taken;
+    const onB = [engine.recordRun({ systemId: "b", checkId: "http", status: "unhealthy" }), engine.recordRun({ systemId: "b", checkId: "http", status: "unhealthy" })];
+    const settled: string[] = [];
+    void Promise.all(onB).then(() => settled.push("b"));
+    const onA = await engine.recordRun({ systemId: "a", checkId: "http", status: "unhealthy" });
+    expect(onA._unsafeUnwrap().duplicate).toBe(false);
+    expect(settled).toEqual([]);
+    release();
+    await holder;
+    for (const result of await Promise.all(onB)) expect(result._unsafeUnwrap().duplicate).toBe(false);
   });
 });
 

@@ -252,9 +252,13 @@ class Engine implements HealthEngine {
   private ticking = false;
   private readonly instanceId = globalThis.crypto.randomUUID();
   private subscriptionCount = 0;
-  /** Single `recordRun` calls waiting for the next group commit (see `enqueueSingle`). */
-  private readonly pendingSingles: { run: StoredRun; resolve: (outcome: RecordOutcome) => void; reject: (error: unknown) => void }[] = [];
-  private singleGroupsInFlight = 0;
+  /** Single `recordRun` calls waiting for their system's next group commit (see `enqueueSingle`). */
+  private readonly pendingSingles = new Map<
+    string,
+    { run: StoredRun; resolve: (outcome: RecordOutcome) => void; reject: (error: unknown) => void }[]
+  >();
+  /** Systems with a unit of work of single calls in flight. */
+  private readonly singleSystemsInFlight = new Set<string>();
   /** Committed state of systems this engine wrote, for stores with state versions (see `StateCache`). */
   private readonly stateCache = new StateCache(STATE_CACHE_SYSTEMS);
 
@@ -761,30 +765,37 @@ class Engine implements HealthEngine {
   }
 
   /**
-   * Group commit of single `recordRun` calls: a call that finds no unit of work of single calls
-   * in flight starts one at once with its run alone; calls that arrive while one is in flight
-   * wait for it and then go together, in arrival order, in one unit of work (one lock round, one
-   * transaction, one COMMIT). Each caller gets its own outcome; a run the topology rejects fails
-   * only its own call. A failure of the unit of work itself (the store, a lock timeout) fails
-   * every call of the group, none of whose runs was written. Concurrency changes nothing else:
-   * the runs of a group are applied one after another, exactly as if the calls had been serialized
-   * in that order.
+   * Group commit of single `recordRun` calls, per system: a call on a system with no unit of work
+   * of single calls in flight starts one at once with its run alone; calls on that system that
+   * arrive while one is in flight wait for it and then go together, in arrival order, in one unit
+   * of work (one lock round, one transaction, one COMMIT). Calls on different systems are never
+   * grouped and never wait for each other (SPEC §8, G5): they would not share a lock anyway. Each
+   * caller gets its own outcome; a run the topology rejects fails only its own call. A failure of
+   * the unit of work itself (the store, a lock timeout) fails every call of the group, none of
+   * whose runs was written. Concurrency changes nothing else: the runs of a group are applied one
+   * after another, exactly as if the calls had been serialized in that order.
    */
   private enqueueSingle(run: StoredRun): Promise<RecordOutcome> {
     return new Promise<RecordOutcome>((resolve, reject) => {
-      this.pendingSingles.push({ run, resolve, reject });
-      this.pumpSingles();
+      const queue = this.pendingSingles.get(run.systemId);
+      if (queue === undefined) this.pendingSingles.set(run.systemId, [{ run, resolve, reject }]);
+      else queue.push({ run, resolve, reject });
+      this.pumpSingles(run.systemId);
     });
   }
 
-  private pumpSingles(): void {
-    while (this.singleGroupsInFlight < MAX_SINGLE_GROUPS_IN_FLIGHT && this.pendingSingles.length > 0) {
-      const group = this.pendingSingles.splice(0, MAX_SINGLE_GROUP_SIZE);
-      this.singleGroupsInFlight += 1;
-      void this.commitRuns(
-        group.map((pending) => pending.run),
-        "group",
-      ).then(
+  private pumpSingles(systemId: string): void {
+    if (this.singleSystemsInFlight.has(systemId)) return;
+    const queue = this.pendingSingles.get(systemId);
+    if (queue === undefined) return;
+    const group = queue.splice(0, MAX_SINGLE_GROUP_SIZE);
+    if (queue.length === 0) this.pendingSingles.delete(systemId);
+    this.singleSystemsInFlight.add(systemId);
+    void this.commitRuns(
+      group.map((pending) => pending.run),
+      "group",
+    )
+      .then(
         (outcomes) =>
           group.forEach((pending, index) => {
             const outcome = outcomes[index];
@@ -792,11 +803,11 @@ class Engine implements HealthEngine {
             else pending.resolve(outcome as RecordOutcome);
           }),
         (error: unknown) => group.forEach((pending) => pending.reject(error)),
-      ).finally(() => {
-        this.singleGroupsInFlight -= 1;
-        this.pumpSingles();
+      )
+      .finally(() => {
+        this.singleSystemsInFlight.delete(systemId);
+        this.pumpSingles(systemId);
       });
-    }
   }
 
   /**
@@ -1063,12 +1074,7 @@ class StateCache {
   }
 }
 
-/**
- * Units of work of single `recordRun` calls in flight at once, per engine. More than one lets a
- * group run while the next one fills; on Postgres each holds a connection.
- */
-const MAX_SINGLE_GROUPS_IN_FLIGHT = 2;
-/** Most single calls folded into one unit of work (the rest wait for the next one). */
+/** Most single calls on one system folded into one unit of work (the rest wait for the next one). */
 const MAX_SINGLE_GROUP_SIZE = 64;
 
 /** Hourly buckets rolled into daily ones per transaction. */
