@@ -717,6 +717,17 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       });
       expect(second).not.toBe(first);
       expect(await versions()).toEqual({ s: second, t: first, u: second });
+      // A writer that does not stamp versions (SQL of its own, an adapter from before 0004) still
+      // changes them, through the schema's triggers, on every table of the state.
+      const q = `"${fixture().schema}"`;
+      await fixture().query(`UPDATE ${q}.entities SET sequence = sequence WHERE system_id = 's'`);
+      await fixture().query(`DELETE FROM ${q}.slices WHERE system_id = 't'`);
+      await fixture().query(`INSERT INTO ${q}.systems (system_id, environment_ids) VALUES ('u', '[]')`);
+      const after = await versions();
+      expect(after.s).not.toBe(second);
+      expect(after.t).not.toBe(first);
+      expect(after.u).not.toBe(second);
+      expect(new Set([after.s, after.t, after.u]).size).toBe(3);
     });
 
     it("an engine reads only the versions of a system it wrote last, and the rows again once another process wrote it", async () => {
@@ -742,6 +753,15 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(after.map((event) => [event.entityId, event.sequence, event.type === "health.transition" ? event.previousStatus : null])).toEqual([
         ["checkout", 4, "unhealthy"],
         ["checkout::prod", 4, "unhealthy"],
+      ]);
+      // A write outside the adapter (here: a rollup's sequence moved on by hand) is seen too.
+      await fixture().query(`UPDATE "${fixture().schema}".entities SET sequence = 10 WHERE entity_id = 'checkout'`);
+      statements.length = 0;
+      const moved = await record(engine, "r5", "unhealthy");
+      expect(readsSlices()).toBe(true);
+      expect(moved.map((event) => [event.entityId, event.sequence])).toEqual([
+        ["checkout", 11],
+        ["checkout::prod", 5],
       ]);
     });
 

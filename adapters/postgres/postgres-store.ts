@@ -120,19 +120,22 @@ export class PostgresStore implements HealthStore {
     ctx.lifecycle.assertOpen("store.transaction");
     const plan = lockPlan(ctx.names.schema, options.lockKeys, ctx.maxLockKeys);
     let enqueued = false;
-    const result = await withRetry(ctx.retry, () =>
-      ctx.sql.transaction(
+    const result = await withRetry(ctx.retry, () => {
+      // Each attempt its own state version, announced to the schema's triggers (migration 0004)
+      // so that they leave the versions to this transaction.
+      const stateVersion = randomUUID();
+      return ctx.sql.transaction(
         async (sql) => {
-          const tx = new Transaction(sql, ctx, plan.mode !== "none");
+          const tx = new Transaction(sql, ctx, plan.mode !== "none", stateVersion);
           const value = await fn(tx);
           await tx.settle();
           ctx.lifecycle.assertOpen("store.transaction (commit)");
           enqueued = tx.enqueued;
           return value;
         },
-        { ...ctx.settings, prelude: lockSql(plan, ctx.barrierKey) },
-      ),
-    );
+        { ...ctx.settings, prelude: [`SET LOCAL healthstate.state_version = '${stateVersion}'`, lockSql(plan, ctx.barrierKey)].filter((part) => part !== "").join("; ") },
+      );
+    });
     if (enqueued) ctx.hub.notify();
     return result;
   }
@@ -347,13 +350,14 @@ class Transaction implements PostgresStoreTransaction {
   /** Write statements sent and not awaited yet; `settle` awaits them. */
   readonly #sent: Promise<unknown>[] = [];
   /** This attempt's state version token (see `StoreTransaction.stateVersion`). */
-  readonly stateVersion = randomUUID();
+  readonly stateVersion: string;
   /** The first failure of a deferred write (see `#cause`). */
   #writeError: unknown = undefined;
   /** Systems whose state (system, assignments, slices, entities) this attempt wrote. */
   readonly #stateWritten = new Set<string>();
 
-  constructor(sql: SqlQueryable, ctx: AdapterContext, barrierHeld: boolean) {
+  constructor(sql: SqlQueryable, ctx: AdapterContext, barrierHeld: boolean, stateVersion: string) {
+    this.stateVersion = stateVersion;
     this.#sql = sql;
     this.#ctx = ctx;
     this.#q = ctx.names.quoted;
