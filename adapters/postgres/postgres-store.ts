@@ -331,7 +331,10 @@ export interface PostgresStoreTransaction extends StoreTransaction {
   /**
    * Runs one statement of your own in this transaction (same connection, same COMMIT). Use `$n`
    * parameters; `int8` comes back as a decimal string. Remember that the transaction may be run
-   * again after a transient failure.
+   * again after a transient failure. Do not write the adapter's own tables with it (above all
+   * `systems`, `assignments`, `slices` and `entities`, whose state engines keep by version): go
+   * through the store methods. Writes of your own outside an adapter transaction are safe for the
+   * cache (the schema's triggers give the system a new version) but not for the engine's locks.
    */
   query<R extends object = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
 }
