@@ -654,13 +654,19 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
   });
 
   describe("round trips", () => {
-    it("records a run in four statements (BEGIN with settings and locks, one read, one write, COMMIT) and a transition in one more", async () => {
+    /** An engine over an adapter whose statements are recorded, with the checkout system set up. */
+    const recordedEngine = async () => {
       const { client, statements } = recordingClient(fixture().client);
       const adapter = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
       fixture().defer(() => adapter.close());
       const engine = engineOver(adapter, fixture());
       await setupSystem(engine);
       statements.length = 0;
+      return { engine, statements };
+    };
+
+    it("records a run in four statements (BEGIN with settings and locks, one read, one write, COMMIT) and a transition in one more", async () => {
+      const { engine, statements } = await recordedEngine();
       expect((await engine.recordRun({ runId: "r1", systemId: "checkout", checkId: "http", environmentId: "prod", status: "healthy" }))._unsafeUnwrap().events).toEqual([]);
       const opening = fixture().backend !== "pglite" ? /^BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL/u : /^SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL/u;
       const shape = (texts: string[]) =>
@@ -731,11 +737,7 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
     });
 
     it("an engine reads only the versions of a system it wrote last, and the rows again once another process wrote it", async () => {
-      const { client, statements } = recordingClient(fixture().client);
-      const mine = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
-      fixture().defer(() => mine.close());
-      const engine = engineOver(mine, fixture());
-      await setupSystem(engine);
+      const { engine, statements } = await recordedEngine();
       const record = async (target: HealthEngine, runId: string, status: "healthy" | "unhealthy") =>
         (await target.recordRun({ runId, systemId: "checkout", checkId: "http", environmentId: "prod", status }))._unsafeUnwrap().events;
       const readsSlices = () => statements.some((text) => text.startsWith("SELECT") && text.includes(".slices WHERE"));
@@ -805,6 +807,11 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         return tx.getSystems(["s"]);
       });
       await expect(readAfter).rejects.toMatchObject({ code: "23505" });
+      const listAfter = inTx(adapter, async (tx) => {
+        await tx.insertRuns([run("r0")]);
+        return tx.listTransitions({ entityId: "s" });
+      });
+      await expect(listAfter).rejects.toMatchObject({ code: "23505" });
       expect(await fixture().query(`SELECT run_id FROM "${fixture().schema}".runs ORDER BY run_id`)).toEqual([{ run_id: "r0" }]);
       expect(await fixture().query(`SELECT system_id FROM "${fixture().schema}".systems ORDER BY system_id`)).toEqual([{ system_id: "s" }]);
     });

@@ -370,12 +370,30 @@ class Transaction implements PostgresStoreTransaction {
   /**
    * The connection, for every statement but loads and writes: pending loads, then deferred
    * writes, are sent first, so statements reach the server in the order they were called (a read
-   * sees the writes called before it, and none called after it).
+   * sees the writes called before it, and none called after it). A statement that fails because
+   * a deferred write aborted the transaction rejects with the write's error (`#cause`).
    */
   #db(): SqlQueryable {
     this.#flushLoads();
     this.#sendWrites();
-    return this.#sql;
+    const sql = this.#sql;
+    const cause = (error: unknown) => this.#cause(error);
+    return {
+      async query<R extends object>(text: string, params?: readonly unknown[]) {
+        try {
+          return await sql.query<R>(text, params);
+        } catch (error) {
+          throw cause(error);
+        }
+      },
+      async exec(text: string) {
+        try {
+          await sql.exec(text);
+        } catch (error) {
+          throw cause(error);
+        }
+      },
+    };
   }
 
   /**
@@ -478,11 +496,7 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   async query<R extends object = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<R[]> {
-    try {
-      return (await this.#db().query<R>(text, params)).rows;
-    } catch (error) {
-      throw this.#cause(error);
-    }
+    return (await this.#db().query<R>(text, params)).rows;
   }
 
   async getSystems(systemIds: readonly string[]): Promise<SystemRecord[]> {

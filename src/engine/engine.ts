@@ -1014,8 +1014,9 @@ interface CachedLoad {
 }
 
 /**
- * The committed state (system, assignments, slices, entities) of the systems an engine wrote,
- * keyed by system, each with the state version its commit gave it. Used only with a store that
+ * The committed state (system, assignments, slices, entities) of the systems an engine's runs
+ * went to, keyed by system, each with its state version: the one its commit gave it when it wrote
+ * the state, the one it read when it did not. Used only with a store that
  * has state versions (`StoreTransaction.getStateVersions`); every other store is read in full.
  *
  * Under the system's lock, a unit of work reads the versions (with the maintenance windows, which
