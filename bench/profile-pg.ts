@@ -19,7 +19,10 @@ let recording = false;
 const kindOf = (text: string) => text.replace(/\s+/gu, " ").replace(/"?healthstate_profile"?\./gu, "").slice(0, 70);
 const wrapped = new WeakSet<object>();
 const realConnect = pool.connect.bind(pool);
-(pool as unknown as { connect: () => Promise<pg.PoolClient> }).connect = async () => {
+// pg's own `pool.query` calls `connect` with a callback: those connections are left unwrapped.
+(pool as unknown as { connect: (...args: unknown[]) => unknown }).connect = (...args: unknown[]) =>
+  args.length > 0 ? (realConnect as (...rest: unknown[]) => unknown)(...args) : wrappedConnect();
+const wrappedConnect = async () => {
   const client = await realConnect();
   if (wrapped.has(client)) return client;
   wrapped.add(client);

@@ -1,0 +1,55 @@
+// EXPLAIN ANALYZE of the write statement of one recordRuns batch of 1,000 (in a transaction that
+// is rolled back). Usage: DATABASE_URL=postgres://… npx tsx bench/explain-pg.ts
+import pg from "pg";
+import { createHealthEngine } from "healthstate";
+import { createPostgresAdapter, migrate } from "healthstate/adapters/postgres";
+import { RunStream, topologyOf } from "./workload";
+
+const url = process.env.DATABASE_URL;
+if (url === undefined) throw new Error("DATABASE_URL is required");
+const pool = new pg.Pool({ connectionString: url, max: 4 });
+const schema = "healthstate_explain";
+await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+await migrate(pool, { schema });
+let captured: { text: string; params: unknown[] } | undefined;
+let capture = false;
+const realConnect = pool.connect.bind(pool);
+(pool as unknown as { connect: (...args: unknown[]) => unknown }).connect = (...args: unknown[]) => {
+  if (args.length > 0) return (realConnect as (...rest: unknown[]) => unknown)(...args);
+  return realConnect().then((client) => {
+    const original = client.query.bind(client) as (...rest: unknown[]) => Promise<unknown>;
+    (client as unknown as { query: unknown }).query = (...rest: unknown[]) => {
+      if (capture && typeof rest[0] === "string" && rest[0].startsWith("WITH w0")) captured = { text: rest[0], params: rest[1] as unknown[] };
+      return original(...rest);
+    };
+    return client;
+  });
+};
+const engine = createHealthEngine({ ...createPostgresAdapter({ client: pool, schema }), timers: false });
+(await engine.applyTopology(topologyOf(0, 1000)))._unsafeUnwrap();
+const stream = new RunStream({ systems: 1000, seed: 7, prefix: "p" });
+for (let i = 0; i < 5; i += 1) (await engine.recordRuns(stream.take(1000)))._unsafeUnwrap();
+capture = true;
+(await engine.recordRuns(stream.take(1000)))._unsafeUnwrap();
+capture = false;
+if (captured === undefined) throw new Error("no write statement captured");
+const client = await pool.connect();
+await client.query(`SET search_path = ${schema}`);
+for (let i = 0; i < 3; i += 1) {
+  await client.query("BEGIN; SET LOCAL healthstate.state_version = 'explain'");
+  // Fresh run ids each time, so the runs insert does not conflict with the batch that was committed.
+  const params = captured.params.map((param) => (typeof param === "string" ? param.replaceAll('"p-', `"q${i}-`) : param));
+  const plan = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${captured.text}`, params);
+  await client.query("ROLLBACK");
+  if (i === 2) for (const row of plan.rows) console.log(row["QUERY PLAN"]);
+}
+console.log("\n" + captured.text.slice(0, 6000));
+const stats = await client.query(
+  `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, pg_relation_size(relid) AS bytes FROM pg_stat_user_tables WHERE schemaname = $1 ORDER BY relname`,
+  [schema],
+);
+console.table(stats.rows);
+client.release();
+await engine.close();
+await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+await pool.end();
