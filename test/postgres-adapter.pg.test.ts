@@ -225,6 +225,9 @@ describe("createPostgresAdapter and migrate: argument validation (no SQL runs)",
     const { client } = spyClient();
     expect(() => createPostgresAdapter({ client, lockTimeoutMs: -1 })).toThrow(ValidationError);
     expect(() => createPostgresAdapter({ client, retry: { maxAttempts: 0 } })).toThrow(ValidationError);
+    expect(() => createPostgresAdapter({ client, preparedStatements: "yes" as unknown as boolean })).toThrow(
+      expect.objectContaining({ issues: [{ path: ["preparedStatements"], message: "must be a boolean" }] }),
+    );
   });
 
   it("derives lock keys from SHA-256 of schema and key, stable across runs", () => {
@@ -429,11 +432,16 @@ async function flapScenario(adapter: HealthAdapter, fixture: PgFixture | undefin
 
 const withoutMaintenanceId = (events: readonly HealthEvent[]) => events.map((event) => ("maintenanceId" in event ? { ...event, maintenanceId: "" } : event));
 
-/** A client that records the text of every statement it runs (PGlite or a pg Pool), for round-trip counts. */
-function recordingClient(client: PostgresClient): { client: PostgresClient; statements: string[] } {
+/**
+ * A client that records the text of every statement it runs (PGlite or a pg Pool), for round-trip
+ * counts, and in `prepared` the texts a pg connection was asked to keep prepared (sent with a name).
+ */
+function recordingClient(client: PostgresClient): { client: PostgresClient; statements: string[]; prepared: string[] } {
   const statements: string[] = [];
-  const record = (text: string) => {
+  const prepared: string[] = [];
+  const record = (text: string, name?: string) => {
     statements.push(text.replace(/\s+/gu, " ").trim());
+    if (name !== undefined) prepared.push(text.replace(/\s+/gu, " ").trim());
   };
   if ("listen" in client) {
     const db = client;
@@ -462,7 +470,7 @@ function recordingClient(client: PostgresClient): { client: PostgresClient; stat
       listen: (channel, callback) => db.listen(channel, callback),
       dataDir: db.dataDir,
     };
-    return { client: recorded, statements };
+    return { client: recorded, statements, prepared };
   }
   const pool = client;
   const recorded: PgPoolLike = {
@@ -473,9 +481,13 @@ function recordingClient(client: PostgresClient): { client: PostgresClient; stat
     connect: async () => {
       const connection = await pool.connect();
       return {
-        query: (text: string, values?: unknown[]) => {
-          record(text);
-          return connection.query(text, values);
+        query: (query: string | { readonly name: string; readonly text: string; readonly values: unknown[] }, values?: unknown[]) => {
+          if (typeof query === "string") {
+            record(query);
+            return connection.query(query, values);
+          }
+          record(query.text, query.name);
+          return connection.query(query);
         },
         release: (destroy?: boolean | Error) => connection.release(destroy),
         on: ((event: "error", listener: (error: Error) => void) => connection.on(event, listener)) as PgPoolClientLike["on"],
@@ -487,7 +499,7 @@ function recordingClient(client: PostgresClient): { client: PostgresClient; stat
     },
     options: { max: 1 },
   };
-  return { client: recorded, statements };
+  return { client: recorded, statements, prepared };
 }
 
 function describeHistoryAndRetention(fixture: () => PgFixture): void {
@@ -656,13 +668,14 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
   describe("round trips", () => {
     /** An engine over an adapter whose statements are recorded, with the checkout system set up. */
     const recordedEngine = async () => {
-      const { client, statements } = recordingClient(fixture().client);
+      const { client, statements, prepared } = recordingClient(fixture().client);
       const adapter = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
       fixture().defer(() => adapter.close());
       const engine = engineOver(adapter, fixture());
       await setupSystem(engine);
       statements.length = 0;
-      return { engine, statements };
+      prepared.length = 0;
+      return { engine, statements, prepared };
     };
 
     it("records a run in four statements (BEGIN with settings and locks, one read, one write, COMMIT) and a transition in one more", async () => {
@@ -689,6 +702,36 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(shape(statements).map((text) => (text.startsWith("WITH x AS (") ? "outbox" : text))).toEqual(["begin+locks", "reads", "writes", "outbox", ...commit]);
       expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()?.status).toBe("unhealthy");
       expect(await count(fixture(), "outbox")).toBe(2);
+    });
+
+    it("keeps only writes whose plan cannot depend on the tables prepared (pg Pools), none with preparedStatements: false", async () => {
+      const { engine, statements, prepared } = await recordedEngine();
+      expect((await engine.recordRun({ runId: "r1", systemId: "checkout", checkId: "http", environmentId: "prod", status: "unhealthy" }))._unsafeUnwrap().events).toHaveLength(2);
+      (await engine.unassignCheck({ systemId: "checkout", checkId: "http" }))._unsafeUnwrap();
+      const deletes = statements.filter((text) => text.includes("DELETE FROM"));
+      if (fixture().backend === "pglite") {
+        // PGlite runs every statement unnamed: nothing is kept prepared, nothing is planned generic.
+        expect(prepared).toEqual([]);
+        expect(statements.some((text) => text.includes("plan_cache_mode"))).toBe(false);
+        return;
+      }
+      // The run's write statement (five upserts) and the outbox insert, each sent with a name.
+      expect(prepared.filter((text) => text.startsWith("WITH w0 AS (INSERT INTO")).length).toBeGreaterThanOrEqual(1);
+      expect(prepared.filter((text) => text.startsWith("WITH x AS (")).length).toBe(1);
+      // Never a read (its plan depends on the tables' sizes when it was made) nor a DELETE.
+      expect(deletes.length).toBeGreaterThan(0);
+      expect(prepared.filter((text) => text.startsWith("SELECT") || text.includes("DELETE "))).toEqual([]);
+      expect(statements.filter((text) => text.startsWith("BEGIN")).every((text) => text.includes("SET LOCAL plan_cache_mode = force_generic_plan;"))).toBe(true);
+
+      const { client, statements: unpreparedStatements, prepared: none } = recordingClient(fixture().client);
+      const adapter = createPostgresAdapter({ client, schema: fixture().schema, listen: false, preparedStatements: false });
+      fixture().defer(() => adapter.close());
+      const other = engineOver(adapter, fixture());
+      (await other.assignCheck({ systemId: "checkout", checkId: "http" }))._unsafeUnwrap();
+      (await other.recordRun({ runId: "r2", systemId: "checkout", checkId: "http", environmentId: "prod", status: "healthy" }))._unsafeUnwrap();
+      expect(unpreparedStatements.some((text) => text.startsWith("WITH w0 AS (INSERT INTO"))).toBe(true);
+      expect(none).toEqual([]);
+      expect(unpreparedStatements.some((text) => text.includes("plan_cache_mode"))).toBe(false);
     });
 
     it("gives every system whose state a commit wrote that transaction's version, atomically; other writes and rollbacks leave it", async () => {

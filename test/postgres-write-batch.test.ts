@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { preparedName } from "../adapters/postgres/sql-client";
 import { combineWrites, renumberParameters, type PendingWrite } from "../adapters/postgres/write-batch";
 
 const write = (table: string | null, text: string, ...params: unknown[]): PendingWrite => ({ table, text, params });
@@ -15,6 +16,7 @@ describe("combineWrites", () => {
       {
         text: "WITH w0 AS (INSERT INTO runs SELECT * FROM x($1::jsonb)), w1 AS (INSERT INTO slices SELECT $2, $3), w2 AS (DELETE FROM entities WHERE id = ANY($4::text[])) SELECT 1",
         params: ["r", "s1", "s2", "e"],
+        prepare: false,
       },
     ]);
   });
@@ -28,12 +30,28 @@ describe("combineWrites", () => {
       write("runs", "INSERT INTO runs VALUES ($1)", 5),
     ]);
     expect(statements).toEqual([
-      { text: "WITH w0 AS (DELETE FROM slices WHERE k = $1), w1 AS (INSERT INTO entities VALUES ($2)) SELECT 1", params: [1, 2] },
-      { text: "INSERT INTO slices VALUES ($1)", params: [3] },
-      { text: "WITH x AS (SELECT $1) SELECT pg_notify($2, '')", params: [4, "ch"] },
-      { text: "INSERT INTO runs VALUES ($1)", params: [5] },
+      { text: "WITH w0 AS (DELETE FROM slices WHERE k = $1), w1 AS (INSERT INTO entities VALUES ($2)) SELECT 1", params: [1, 2], prepare: false },
+      { text: "INSERT INTO slices VALUES ($1)", params: [3], prepare: false },
+      { text: "WITH x AS (SELECT $1) SELECT pg_notify($2, '')", params: [4, "ch"], prepare: false },
+      { text: "INSERT INTO runs VALUES ($1)", params: [5], prepare: false },
     ]);
     expect(combineWrites([])).toEqual([]);
+  });
+
+  it("keeps a statement prepared only when every write in it may be (one unpreparable write spoils its statement only)", () => {
+    const fixed = (table: string | null, text: string): PendingWrite => ({ table, text, params: [], prepare: true });
+    const statements = combineWrites([
+      fixed("runs", "INSERT INTO runs VALUES (1)"),
+      fixed("slices", "INSERT INTO slices VALUES (1)"),
+      fixed(null, "WITH x AS (SELECT 1) SELECT 1"),
+      fixed("slices", "INSERT INTO slices VALUES (2)"),
+      write("entities", "DELETE FROM entities WHERE id = 1"),
+      fixed("runs", "INSERT INTO runs VALUES (2)"),
+    ]);
+    expect(statements.map((statement) => statement.prepare)).toEqual([true, true, false]);
+    expect(statements[2]?.text).toBe(
+      "WITH w0 AS (INSERT INTO slices VALUES (2)), w1 AS (DELETE FROM entities WHERE id = 1), w2 AS (INSERT INTO runs VALUES (2)) SELECT 1",
+    );
   });
 
   it("keeps every write, in order, with its own parameters (property, fixed seed)", () => {
@@ -71,5 +89,21 @@ describe("renumberParameters", () => {
   it("shifts references outside quoted identifiers and string literals only", () => {
     expect(renumberParameters(`INSERT INTO "we$1ird""$2".t VALUES ($1, '$2', $10)`, 3)).toBe(`INSERT INTO "we$1ird""$2".t VALUES ($4, '$2', $13)`);
     expect(renumberParameters("SELECT $1", 0)).toBe("SELECT $1");
+  });
+});
+
+describe("preparedName", () => {
+  it("names each text by its hash (the same everywhere, distinct per text, within 63 bytes), up to 256 texts per process", () => {
+    const first = preparedName("INSERT INTO a VALUES ($1)");
+    expect(first).toMatch(/^healthstate_[0-9a-f]{40}$/u);
+    expect(preparedName("INSERT INTO a VALUES ($1)")).toBe(first);
+    expect(preparedName("INSERT INTO b VALUES ($1)")).not.toBe(first);
+    const names = Array.from({ length: 300 }, (_, index) => preparedName(`INSERT INTO t${index} VALUES ($1)`));
+    // Two texts named above, so 254 more get a name; the rest run unnamed.
+    expect(names.filter((name) => name !== undefined)).toHaveLength(254);
+    expect(new Set(names.filter((name) => name !== undefined)).size).toBe(254);
+    expect(names.slice(254).every((name) => name === undefined)).toBe(true);
+    // A text named before the bound keeps its name.
+    expect(preparedName("INSERT INTO a VALUES ($1)")).toBe(first);
   });
 });

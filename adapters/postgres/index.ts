@@ -7,7 +7,7 @@ import { PostgresEmitter } from "./postgres-emitter";
 import { PostgresStore } from "./postgres-store";
 import { DEFAULT_TRANSACTION_RETRY, type TransactionRetryOptions } from "./retry";
 import { DEFAULT_SCHEMA, schemaNames } from "./schema-name";
-import { isPgPool, isPglite, sqlState, toSqlClient, type PostgresClient, type SqlClient, type SqlQueryable } from "./sql-client";
+import { isPgPool, isPglite, sqlState, toSqlClient, type PostgresClient, type QueryOptions, type SqlClient, type SqlQueryable } from "./sql-client";
 
 export { KeyedMutex } from "./keyed-mutex";
 export { advisoryLockKey } from "./lock-keys";
@@ -60,6 +60,14 @@ export interface PostgresAdapterOptions {
    * @default 64
    */
   readonly maxLockKeys?: number;
+  /**
+   * Whether a pg Pool's connections keep the adapter's hot statements (the reads and the writes
+   * of `recordRun(s)`, a few fixed texts) as named prepared statements, so the server parses and
+   * plans each once per connection instead of once per call. Turn it off behind a pooler that
+   * does not carry prepared statements across transactions (PgBouncer in transaction mode before
+   * 1.21, or with `max_prepared_statements = 0`). Ignored for PGlite. @default true
+   */
+  readonly preparedStatements?: boolean;
   /** Retries of a transaction after a deadlock, lock timeout, serialization failure or lost connection. */
   readonly retry?: Partial<TransactionRetryOptions>;
   /**
@@ -107,7 +115,7 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): Postgres
     throw new ValidationError([{ path: [], message: "expected an options object { client, schema? }" }]);
   }
   const names = schemaNames(options.schema === undefined ? DEFAULT_SCHEMA : options.schema);
-  const sql = withMigrationHint(toSqlClient(options.client), names.schema);
+  const sql = withMigrationHint(toSqlClient(options.client, { prepare: options.preparedStatements ?? true }), names.schema);
   const issues: ConfigurationIssue[] = [];
   const lockTimeoutMs = nonNegativeInt(options.lockTimeoutMs, 10_000, "lockTimeoutMs", issues);
   const idleInTransactionTimeoutMs = nonNegativeInt(options.idleInTransactionTimeoutMs, 60_000, "idleInTransactionTimeoutMs", issues);
@@ -119,6 +127,9 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): Postgres
     maxDelayMs: nonNegativeInt(options.retry?.maxDelayMs, DEFAULT_TRANSACTION_RETRY.maxDelayMs, "retry.maxDelayMs", issues),
   };
   if (options.clock !== undefined && typeof options.clock !== "function") issues.push({ path: ["clock"], message: "must be a function" });
+  if (options.preparedStatements !== undefined && typeof options.preparedStatements !== "boolean") {
+    issues.push({ path: ["preparedStatements"], message: "must be a boolean" });
+  }
   if (issues.length > 0) throw new ValidationError(issues);
 
   const onBackgroundError = options.onBackgroundError ?? (() => undefined);
@@ -190,9 +201,9 @@ function withMigrationHint(sql: SqlClient, schema: string): SqlClient {
     );
   };
   const wrap = (target: SqlQueryable): SqlQueryable => ({
-    async query<R extends object>(text: string, params?: readonly unknown[]) {
+    async query<R extends object>(text: string, params?: readonly unknown[], queryOptions?: QueryOptions) {
       try {
-        return await target.query<R>(text, params);
+        return await target.query<R>(text, params, queryOptions);
       } catch (error) {
         throw hint(error);
       }
@@ -208,7 +219,7 @@ function withMigrationHint(sql: SqlClient, schema: string): SqlClient {
   const outside = wrap(sql);
   return {
     kind: sql.kind,
-    query: (text, params) => outside.query(text, params),
+    query: (text, params, queryOptions) => outside.query(text, params, queryOptions),
     exec: (text) => outside.exec(text),
     transaction: (fn, settings) => sql.transaction((tx) => fn(wrap(tx)), settings),
   };

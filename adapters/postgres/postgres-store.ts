@@ -78,6 +78,9 @@ const LOAD_SQL: Readonly<Record<LoadKind, (q: string, systemIds: string) => stri
  */
 const COALESCE_MAX_IDS = 64;
 
+/** Marks a deferred write whose plan does not depend on the tables' contents (`PendingWrite.prepare`). */
+const FIXED_PLAN = true;
+
 /** How a transaction serializes with others, computed from its lock keys. */
 type LockPlan =
   | { readonly mode: "none" }
@@ -402,15 +405,15 @@ class Transaction implements PostgresStoreTransaction {
    * promise resolves at once; a failure of the write fails the transaction (`settle` rejects with
    * it, so COMMIT is never sent), the same outcome as a failed statement awaited on the spot.
    */
-  #write(table: string | null, text: string, params: readonly unknown[]): Promise<void> {
-    this.#writes.push({ table, text, params });
+  #write(table: string | null, text: string, params: readonly unknown[], prepare = false): Promise<void> {
+    this.#writes.push({ table, text, params, prepare });
     return Promise.resolve();
   }
 
   #sendWrites(): void {
     if (this.#writes.length === 0) return;
     for (const statement of combineWrites(this.#writes.splice(0))) {
-      const sent = this.#sql.query(statement.text, statement.params);
+      const sent = this.#sql.query(statement.text, statement.params, { prepare: statement.prepare });
       // Observed by `settle`; a later statement on the aborted transaction fails too, so nothing is lost.
       sent.catch((error: unknown) => {
         this.#writeError ??= error;
@@ -429,6 +432,7 @@ class Transaction implements PostgresStoreTransaction {
         text: `INSERT INTO ${this.#q}.state_versions AS v (system_id, version) SELECT unnest($1::text[]), $2
                ON CONFLICT (system_id) DO UPDATE SET version = EXCLUDED.version`,
         params: [arrayLiteral([...this.#stateWritten].sort(compareStrings)), this.stateVersion],
+        prepare: FIXED_PLAN,
       });
       this.#stateWritten.clear();
     }
@@ -527,12 +531,13 @@ class Transaction implements PostgresStoreTransaction {
       `INSERT INTO ${this.#q}.systems (system_id, environment_ids) VALUES ($1, $2::jsonb)
        ON CONFLICT (system_id) DO UPDATE SET environment_ids = EXCLUDED.environment_ids`,
       [system.systemId, JSON.stringify(system.environmentIds)],
+      FIXED_PLAN,
     );
   }
 
   async deleteSystem(systemId: string): Promise<void> {
     this.#touch([systemId]);
-    await this.#write("systems",`DELETE FROM ${this.#q}.systems WHERE system_id = $1`, [systemId]);
+    await this.#write("systems", `DELETE FROM ${this.#q}.systems WHERE system_id = $1`, [systemId]);
   }
 
   async getAssignments(systemIds: readonly string[]): Promise<AssignmentRecord[]> {
@@ -570,6 +575,7 @@ class Transaction implements PostgresStoreTransaction {
          SET thresholds = EXCLUDED.thresholds, environment_ids = EXCLUDED.environment_ids,
              enabled = EXCLUDED.enabled, paused = EXCLUDED.paused, flapping = EXCLUDED.flapping`,
       [jsonRows(rows)],
+      FIXED_PLAN,
     );
   }
 
@@ -605,6 +611,7 @@ class Transaction implements PostgresStoreTransaction {
          FROM jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, state jsonb)
        ON CONFLICT (system_id, check_id, environment_key) DO UPDATE SET state = EXCLUDED.state`,
       [jsonRows(rows)],
+      FIXED_PLAN,
     );
   }
 
@@ -651,6 +658,7 @@ class Transaction implements PostgresStoreTransaction {
              state = EXCLUDED.state, sequence = EXCLUDED.sequence,
              history = EXCLUDED.history, flapping_from = EXCLUDED.flapping_from`,
       [jsonRows(rows)],
+      FIXED_PLAN,
     );
   }
 
@@ -683,6 +691,7 @@ class Transaction implements PostgresStoreTransaction {
           })),
         ),
       ],
+      FIXED_PLAN,
     );
   }
 
@@ -710,6 +719,7 @@ class Transaction implements PostgresStoreTransaction {
           })),
         ),
       ],
+      FIXED_PLAN,
     );
   }
 
@@ -718,7 +728,7 @@ class Transaction implements PostgresStoreTransaction {
     if (!this.#barrierHeld) {
       // Group registration holds the barrier exclusively: a group is either visible to the
       // statement below or registered after this transaction commits (and then sees its events).
-      await this.#write(null, "SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey]);
+      await this.#write(null, "SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey], FIXED_PLAN);
       this.#barrierHeld = true;
     }
     const q = this.#q;
@@ -749,6 +759,7 @@ class Transaction implements PostgresStoreTransaction {
         dateToMs(this.#ctx.clock(), "clock()"),
         this.#ctx.names.channel,
       ],
+      FIXED_PLAN,
     );
     this.enqueued = true;
   }
@@ -793,12 +804,13 @@ class Transaction implements PostgresStoreTransaction {
              start_ms = EXCLUDED.start_ms, end_ms = EXCLUDED.end_ms, reason = EXCLUDED.reason,
              started_entities = EXCLUDED.started_entities, ended = EXCLUDED.ended, created_at_ms = EXCLUDED.created_at_ms`,
       [jsonRows(rows)],
+      FIXED_PLAN,
     );
   }
 
   async deleteMaintenance(maintenanceIds: readonly string[]): Promise<void> {
     if (maintenanceIds.length === 0) return;
-    await this.#write("maintenance",`DELETE FROM ${this.#q}.maintenance WHERE maintenance_id = ANY($1::text[])`, [
+    await this.#write("maintenance", `DELETE FROM ${this.#q}.maintenance WHERE maintenance_id = ANY($1::text[])`, [
       arrayLiteral([...new Set(maintenanceIds)]),
     ]);
   }
@@ -842,6 +854,7 @@ class Transaction implements PostgresStoreTransaction {
                   FROM jsonb_each_text(EXCLUDED.sketch_bins) AS d),
                '{}'::jsonb)`,
       [jsonRows(rows)],
+      FIXED_PLAN,
     );
   }
 

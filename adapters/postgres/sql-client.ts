@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ValidationError } from "healthstate";
 
 /** A result row: column name → value, with `int8` already normalized (see `SqlQueryable.query`). */
@@ -8,10 +9,21 @@ export type Row = Record<string, unknown>;
  * multi-statement `exec`. Parameters are only ever strings, numbers, booleans or `null`.
  */
 export interface SqlQueryable {
-  /** Runs one statement. `int8` values come back as decimal strings whatever the driver. */
-  query<R extends object = Row>(text: string, params?: readonly unknown[]): Promise<{ rows: R[] }>;
+  /**
+   * Runs one statement. `int8` values come back as decimal strings whatever the driver. With
+   * `prepare`, a `pg` connection keeps the statement prepared (named after a hash of its text)
+   * and later runs it without parsing and planning it again; for the adapter's own statements
+   * only, whose texts are few and fixed (see `preparedName`).
+   */
+  query<R extends object = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<{ rows: R[] }>;
   /** Runs statements without parameters (simple protocol). */
   exec(text: string): Promise<void>;
+}
+
+/** How one statement is run. */
+export interface QueryOptions {
+  /** Keep the statement prepared on the connection (pg Pools whose adapter allows it). */
+  readonly prepare?: boolean;
 }
 
 /** Per-transaction settings, applied with `SET LOCAL` right after `BEGIN`. */
@@ -44,6 +56,7 @@ export interface SqlClient extends SqlQueryable {
 /** The parts of a `pg` `PoolClient` the adapter uses. */
 export interface PgPoolClientLike {
   query(text: string, values?: unknown[]): Promise<{ rows: Row[]; command?: string }>;
+  query(config: { readonly name: string; readonly text: string; readonly values: unknown[] }): Promise<{ rows: Row[]; command?: string }>;
   release(destroy?: boolean | Error): void;
   on(event: "notification", listener: (message: { channel: string; payload?: string | undefined }) => void): unknown;
   on(event: "error", listener: (error: Error) => void): unknown;
@@ -121,13 +134,38 @@ export function isPgPool(client: unknown): client is PgPoolLike {
  * Wraps a `pg` Pool or a PGlite instance, detected structurally.
  * @throws ValidationError when `client` is neither.
  */
-export function toSqlClient(client: unknown): SqlClient {
+export function toSqlClient(client: unknown, options: { readonly prepare?: boolean } = {}): SqlClient {
   if (isPglite(client)) return fromPglite(client);
-  if (isPgPool(client)) return fromPgPool(client);
+  if (isPgPool(client)) return fromPgPool(client, options.prepare ?? false);
   throw new ValidationError([{ path: ["client"], message: "must be a pg Pool or a PGlite instance" }]);
 }
 
-function fromPgPool(pool: PgPoolLike): SqlClient {
+/** Distinct statement texts kept prepared per process; past it statements are no longer prepared. */
+const MAX_PREPARED_TEXTS = 256;
+const preparedNames = new Map<string, string>();
+
+/**
+ * The name a statement is prepared under: `healthstate_` and 40 hex digits of the SHA-256 of its
+ * text, so two texts never share a name (pg refuses a name reused for another text) and every
+ * connection of every pool agrees on it. `undefined` once `MAX_PREPARED_TEXTS` texts are named
+ * (a bound on what each connection keeps prepared on the server).
+ */
+export function preparedName(text: string): string | undefined {
+  const known = preparedNames.get(text);
+  if (known !== undefined || preparedNames.size >= MAX_PREPARED_TEXTS) return known;
+  const name = `healthstate_${createHash("sha256").update(text, "utf8").digest("hex").slice(0, 40)}`;
+  preparedNames.set(text, name);
+  return name;
+}
+
+/**
+ * With prepared statements, transactions plan them once (generic plans): under the default
+ * `auto` the server kept re-planning the write statement of every call (custom plans), which took
+ * a third of the server's time at 16 concurrent single calls.
+ */
+const GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan; ";
+
+function fromPgPool(pool: PgPoolLike, prepare: boolean): SqlClient {
   return {
     kind: "pg",
     async query<R extends object>(text: string, params: readonly unknown[] = []) {
@@ -150,7 +188,7 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
       client.on("error", onError);
       try {
         try {
-          await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; ${settingsSql(settings)}${preludeSql(settings)}`);
+          await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; ${prepare ? GENERIC_PLANS : ""}${settingsSql(settings)}${preludeSql(settings)}`);
         } catch (error) {
           // A statement the server refused (a lock timeout in the prelude) left an aborted transaction
           // on a healthy connection: roll it back. Anything else leaves the connection in doubt.
@@ -165,7 +203,7 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
           throw error;
         }
         let result: T;
-        const tx = queryable(client);
+        const tx = queryable(client, prepare);
         try {
           result = await fn(tx);
         } catch (error) {
@@ -205,7 +243,7 @@ function fromPgPool(pool: PgPoolLike): SqlClient {
  * (the engine loads a workspace with `Promise.all`), and a `pg` client must not be handed a query
  * while another one is running.
  */
-function queryable(client: PgPoolClientLike): SqlQueryable & { drain(): Promise<void> } {
+function queryable(client: PgPoolClientLike, prepare: boolean): SqlQueryable & { drain(): Promise<void> } {
   let tail: Promise<unknown> = Promise.resolve();
   const serialize = <T>(run: () => Promise<T>): Promise<T> => {
     const next = tail.then(run, run);
@@ -213,8 +251,10 @@ function queryable(client: PgPoolClientLike): SqlQueryable & { drain(): Promise<
     return next;
   };
   return {
-    async query<R extends object>(text: string, params: readonly unknown[] = []) {
-      const result = await serialize(() => client.query(text, [...params]));
+    async query<R extends object>(text: string, params: readonly unknown[] = [], options?: QueryOptions) {
+      const name = prepare && options?.prepare === true ? preparedName(text) : undefined;
+      const values = [...params];
+      const result = await serialize(() => (name === undefined ? client.query(text, values) : client.query({ name, text, values })));
       return { rows: result.rows as R[] };
     },
     async exec(text: string) {

@@ -20,12 +20,21 @@ export interface PendingWrite {
   readonly table: string | null;
   readonly text: string;
   readonly params: readonly unknown[];
+  /**
+   * Its plan cannot depend on what the tables hold (rows come from parameters, conflicts go to a
+   * unique index, no `WHERE` on a table), so a connection may keep it prepared with one generic
+   * plan for good. A `DELETE … WHERE` is not: a plan made while its table was tiny would scan it
+   * sequentially forever after.
+   */
+  readonly prepare?: boolean;
 }
 
 /** A statement ready to send. */
 export interface Statement {
   readonly text: string;
   readonly params: unknown[];
+  /** Every write in it may be kept prepared (`PendingWrite.prepare`). */
+  readonly prepare: boolean;
 }
 
 /**
@@ -37,14 +46,14 @@ export function combineWrites(writes: readonly PendingWrite[]): Statement[] {
   const statements: Statement[] = [];
   let group: PendingWrite[] = [];
   const close = () => {
-    if (group.length === 1) statements.push({ text: (group[0] as PendingWrite).text, params: [...(group[0] as PendingWrite).params] });
+    if (group.length === 1) statements.push(alone(group[0] as PendingWrite));
     else if (group.length > 1) statements.push(asOneStatement(group));
     group = [];
   };
   for (const write of writes) {
     if (write.table === null) {
       close();
-      statements.push({ text: write.text, params: [...write.params] });
+      statements.push(alone(write));
       continue;
     }
     if (group.some((member) => member.table === write.table)) close();
@@ -54,6 +63,10 @@ export function combineWrites(writes: readonly PendingWrite[]): Statement[] {
   return statements;
 }
 
+function alone(write: PendingWrite): Statement {
+  return { text: write.text, params: [...write.params], prepare: write.prepare === true };
+}
+
 function asOneStatement(group: readonly PendingWrite[]): Statement {
   const params: unknown[] = [];
   const parts = group.map((write, index) => {
@@ -61,7 +74,7 @@ function asOneStatement(group: readonly PendingWrite[]): Statement {
     params.push(...write.params);
     return `w${index} AS (${text})`;
   });
-  return { text: `WITH ${parts.join(", ")} SELECT 1`, params };
+  return { text: `WITH ${parts.join(", ")} SELECT 1`, params, prepare: group.every((write) => write.prepare === true) };
 }
 
 /**
