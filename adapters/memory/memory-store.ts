@@ -182,7 +182,12 @@ class Tables {
     hasOpenBoundary,
   );
   readonly buckets = new CowTable<RunBucket>(storedBucketKey, (bucket) => bucket.systemId);
+  /** The state version of each system (`StoreTransaction.getStateVersions`): set at commit, never removed. */
+  readonly stateVersions = new Map<string, string>();
 }
+
+/** State versions of this process: unique per transaction, across every memory store. */
+let lastStateVersion = 0;
 
 /**
  * The memory adapter's `HealthStore`. Records are deeply frozen when written (copying whatever
@@ -439,6 +444,10 @@ export class MemoryTransaction implements StoreTransaction {
   readonly #transitionsByEntity = new Map<string, HealthTransitionRecord[]>();
   readonly #transitionKeys = new Set<string>();
   readonly #events: HealthEvent[] = [];
+  /** Systems whose state (system record, assignments, slices, entities) this transaction wrote. */
+  readonly #stateWritten = new Set<string>();
+  /** This transaction's state version: the version of every system in `#stateWritten` once it commits. */
+  readonly stateVersion = `m${(lastStateVersion += 1).toString(36)}`;
 
   constructor(tables: Tables, deps: MemoryStoreDeps) {
     this.#tables = tables;
@@ -493,6 +502,7 @@ export class MemoryTransaction implements StoreTransaction {
     this.#runs.apply();
     this.#maintenance.apply();
     this.#buckets.apply();
+    for (const systemId of this.#stateWritten) this.#tables.stateVersions.set(systemId, this.stateVersion);
     this.#tables.transitions.insert(this.#transitions);
     this.#deps.outbox.append(this.#events, enqueuedAt);
     if (this.#events.length > 0) this.#deps.onEventsCommitted();
@@ -516,12 +526,14 @@ export class MemoryTransaction implements StoreTransaction {
   putSystem(system: SystemRecord): Promise<void> {
     return this.#run("putSystem", () => {
       this.#systems.put(frozen(system));
+      this.#stateWritten.add(system.systemId);
     });
   }
 
   deleteSystem(systemId: string): Promise<void> {
     return this.#run("deleteSystem", () => {
       this.#systems.delete(systemId);
+      this.#stateWritten.add(systemId);
     });
   }
 
@@ -531,13 +543,19 @@ export class MemoryTransaction implements StoreTransaction {
 
   putAssignments(assignments: readonly AssignmentRecord[]): Promise<void> {
     return this.#run("putAssignments", () => {
-      for (const assignment of assignments.map(frozen)) this.#assignments.put(assignment);
+      for (const assignment of assignments.map(frozen)) {
+        this.#assignments.put(assignment);
+        this.#stateWritten.add(assignment.systemId);
+      }
     });
   }
 
   deleteAssignments(keys: readonly { readonly systemId: string; readonly checkId: string }[]): Promise<void> {
     return this.#run("deleteAssignments", () => {
-      for (const key of keys) this.#assignments.delete(assignmentKey(key));
+      for (const key of keys) {
+        this.#assignments.delete(assignmentKey(key));
+        this.#stateWritten.add(key.systemId);
+      }
     });
   }
 
@@ -547,13 +565,19 @@ export class MemoryTransaction implements StoreTransaction {
 
   putSlices(slices: readonly SliceRecord[]): Promise<void> {
     return this.#run("putSlices", () => {
-      for (const slice of slices.map(frozen)) this.#slices.put(slice);
+      for (const slice of slices.map(frozen)) {
+        this.#slices.put(slice);
+        this.#stateWritten.add(slice.systemId);
+      }
     });
   }
 
   deleteSlices(keys: readonly SliceKey[]): Promise<void> {
     return this.#run("deleteSlices", () => {
-      for (const key of keys) this.#slices.delete(sliceKey(key));
+      for (const key of keys) {
+        this.#slices.delete(sliceKey(key));
+        this.#stateWritten.add(key.systemId);
+      }
     });
   }
 
@@ -563,7 +587,25 @@ export class MemoryTransaction implements StoreTransaction {
 
   putEntities(entities: readonly EntityRecord[]): Promise<void> {
     return this.#run("putEntities", () => {
-      for (const entity of entities.map(frozen)) this.#entities.put(entity);
+      for (const entity of entities.map(frozen)) {
+        this.#entities.put(entity);
+        this.#stateWritten.add(entity.systemId);
+      }
+    });
+  }
+
+  /**
+   * The committed state version of each given system that has one. A version changes only at the
+   * commit of a transaction that wrote the system's state, never while this one runs.
+   */
+  getStateVersions(systemIds: readonly string[]): Promise<{ readonly systemId: string; readonly version: string }[]> {
+    return this.#run("getStateVersions", () => {
+      const found: { systemId: string; version: string }[] = [];
+      for (const systemId of new Set(systemIds)) {
+        const version = this.#tables.stateVersions.get(systemId);
+        if (version !== undefined) found.push({ systemId, version });
+      }
+      return found;
     });
   }
 

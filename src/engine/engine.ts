@@ -24,6 +24,7 @@ import {
   type HealthTransitionRecord,
   type MaintenanceRecord,
   type StoredRun,
+  type SystemSnapshot,
   type SystemState,
 } from "../kernel";
 import type { DeadLetter, StoreTransaction } from "../ports";
@@ -896,20 +897,28 @@ async function loadWorkspaces(
   return buildWorkspaces(systemIds, states, maintenance, flapping);
 }
 
-/** Workspaces from states and the systems' maintenance windows. */
+/** Workspaces from states read (record lists) or cached (snapshots), and the systems' maintenance windows. */
 function buildWorkspaces(
   systemIds: readonly string[],
   states: ReadonlyMap<string, SystemState>,
   maintenance: readonly MaintenanceRecord[],
   flapping: FlappingConfig,
+  snapshots: ReadonlyMap<string, SystemSnapshot> = new Map(),
 ): Map<string, SystemWorkspace> {
   const windowsOf = systemIds.length === 1 ? new Map([[systemIds[0] as string, maintenance]]) : groupBySystem(maintenance);
-  return new Map(
-    systemIds.map((systemId) => [
+  const options = { flapping };
+  const workspaces = new Map<string, SystemWorkspace>();
+  for (const systemId of systemIds) {
+    const windows = windowsOf.get(systemId) ?? [];
+    const snapshot = snapshots.get(systemId);
+    workspaces.set(
       systemId,
-      new SystemWorkspace(systemId, { ...(states.get(systemId) as SystemState), maintenance: windowsOf.get(systemId) ?? [] }, { flapping }),
-    ]),
-  );
+      snapshot !== undefined
+        ? SystemWorkspace.fromSnapshot(systemId, snapshot, windows, options)
+        : new SystemWorkspace(systemId, { ...(states.get(systemId) as SystemState), maintenance: windows }, options),
+    );
+  }
+  return workspaces;
 }
 
 /** The state (system, assignments, slices, entities) of each system, read with four loads issued together. */
@@ -1023,14 +1032,14 @@ interface CachedLoad {
  * are never cached, and the run-id check: one round trip on Postgres) and reads the rows only of
  * the systems whose version is not the cached one: any commit by anyone else that wrote a
  * system's state gave it another version. With nothing cached for any of the systems, everything
- * is read in the first round. The cached records are never changed (the kernel replaces records,
- * it does not edit them), and the cache is only updated after a commit, from the workspaces that
- * were committed. A failed unit of work changes nothing here: if it rolled back, the stored
+ * is read in the first round. The cached snapshots are never changed (the kernel replaces records,
+ * it does not edit them, and a workspace made from a snapshot copies a map before its first
+ * change), and the cache is only updated after a commit, from the workspaces that were committed. A failed unit of work changes nothing here: if it rolled back, the stored
  * version is still the cached one and so is the state; if its COMMIT's outcome is unknown and it
  * did commit, the stored version is its own, which the cache does not hold, so the rows are read.
  */
 class StateCache {
-  private readonly entries = new Map<string, { readonly version: string; readonly state: SystemState }>();
+  private readonly entries = new Map<string, { readonly version: string; readonly snapshot: SystemSnapshot }>();
 
   constructor(private readonly capacity: number) {}
 
@@ -1044,19 +1053,19 @@ class StateCache {
     const [versionRows, maintenance] = await Promise.all([getVersions(systemIds), tx.getMaintenance(systemIds)]);
     const versions = new Map(versionRows.map((row) => [row.systemId, row.version]));
     const misses: string[] = [];
-    const hits = new Map<string, SystemState>();
+    const hits = new Map<string, SystemSnapshot>();
     for (const systemId of systemIds) {
       const entry = this.entries.get(systemId);
       const version = versions.get(systemId);
       if (entry !== undefined && version !== undefined && entry.version === version) {
-        hits.set(systemId, entry.state);
+        hits.set(systemId, entry.snapshot);
         // Most recently used last.
         this.entries.delete(systemId);
         this.entries.set(systemId, entry);
       } else misses.push(systemId);
     }
-    const states = misses.length === 0 ? hits : new Map([...hits, ...(await loadStates(tx, misses))]);
-    return { workspaces: buildWorkspaces(systemIds, states, maintenance, flapping), versions };
+    const states = misses.length === 0 ? new Map<string, SystemState>() : await loadStates(tx, misses);
+    return { workspaces: buildWorkspaces(systemIds, states, maintenance, flapping, hits), versions };
   }
 
   /** After the unit of work that read `loaded` through `tx` committed. */
@@ -1066,7 +1075,7 @@ class StateCache {
       const version = workspace.stateChanged() ? tx.stateVersion : loaded.versions.get(systemId);
       this.entries.delete(systemId);
       if (version === undefined) continue;
-      this.entries.set(systemId, { version, state: workspace.state() });
+      this.entries.set(systemId, { version, snapshot: workspace.snapshot() });
     }
     for (const systemId of this.entries.keys()) {
       if (this.entries.size <= this.capacity) break;

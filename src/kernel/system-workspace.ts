@@ -33,12 +33,24 @@ export interface EvaluationCause {
   readonly checkId?: string;
 }
 
-/** A system's state without its maintenance windows (see `SystemWorkspace.state`). */
+/** A system's state without its maintenance windows, as record lists (what a workspace is loaded from). */
 export interface SystemState {
   readonly system: SystemRecord | undefined;
   readonly assignments: readonly AssignmentRecord[];
   readonly slices: readonly SliceRecord[];
   readonly entities: readonly EntityRecord[];
+}
+
+/**
+ * A system's state as a workspace holds it (records by key), taken with `SystemWorkspace.snapshot`
+ * and shared, read-only, by every workspace made from it with `SystemWorkspace.fromSnapshot`: a
+ * workspace copies a map the first time it changes it, never before.
+ */
+export interface SystemSnapshot {
+  readonly system: SystemRecord | undefined;
+  readonly assignments: ReadonlyMap<string, AssignmentRecord>;
+  readonly slices: ReadonlyMap<string, SliceRecord>;
+  readonly entities: ReadonlyMap<string, EntityRecord>;
 }
 
 /** Everything one workspace changed, for the store to persist in one unit of work. */
@@ -101,9 +113,14 @@ export function runRejection(
  */
 export class SystemWorkspace {
   private system: SystemRecord | undefined;
-  private readonly assignments = new Map<string, AssignmentRecord>();
-  private readonly slices = new Map<string, SliceRecord>();
-  private readonly entities = new Map<string, EntityRecord>();
+  // Read through these; change them only through `writable*()`, which copies a map still shared
+  // with a snapshot first.
+  private assignments = new Map<string, AssignmentRecord>();
+  private slices = new Map<string, SliceRecord>();
+  private entities = new Map<string, EntityRecord>();
+  private sharedAssignments = false;
+  private sharedSlices = false;
+  private sharedEntities = false;
 
   private systemDirty = false;
   private systemDeleted = false;
@@ -138,6 +155,51 @@ export class SystemWorkspace {
     for (const slice of loaded.slices ?? []) this.slices.set(sliceMapKey(slice.checkId, slice.environmentId), slice);
     for (const entity of loaded.entities ?? []) this.entities.set(entity.entityId, entity);
     for (const window of loaded.maintenance ?? []) this.maintenance.set(window.maintenanceId, window);
+  }
+
+  /**
+   * A workspace over a snapshot of committed state (see `snapshot`) and the system's maintenance
+   * windows: the same as one constructed from the snapshot's records, without building its maps.
+   */
+  static fromSnapshot(
+    systemId: string,
+    snapshot: SystemSnapshot,
+    maintenance: Iterable<MaintenanceRecord>,
+    options: { readonly flapping?: FlappingConfig } = {},
+  ): SystemWorkspace {
+    const workspace = new SystemWorkspace(systemId, { system: snapshot.system, maintenance }, options);
+    // Never changed through these references: the first change copies (`writable*`).
+    workspace.assignments = snapshot.assignments as Map<string, AssignmentRecord>;
+    workspace.slices = snapshot.slices as Map<string, SliceRecord>;
+    workspace.entities = snapshot.entities as Map<string, EntityRecord>;
+    workspace.sharedAssignments = true;
+    workspace.sharedSlices = true;
+    workspace.sharedEntities = true;
+    return workspace;
+  }
+
+  private writableAssignments(): Map<string, AssignmentRecord> {
+    if (this.sharedAssignments) {
+      this.assignments = new Map(this.assignments);
+      this.sharedAssignments = false;
+    }
+    return this.assignments;
+  }
+
+  private writableSlices(): Map<string, SliceRecord> {
+    if (this.sharedSlices) {
+      this.slices = new Map(this.slices);
+      this.sharedSlices = false;
+    }
+    return this.slices;
+  }
+
+  private writableEntities(): Map<string, EntityRecord> {
+    if (this.sharedEntities) {
+      this.entities = new Map(this.entities);
+      this.sharedEntities = false;
+    }
+    return this.entities;
   }
 
   /** The system record, if the system exists. */
@@ -184,13 +246,13 @@ export class SystemWorkspace {
   setAssignment(assignment: AssignmentRecord): boolean {
     const before = this.assignments.get(assignment.checkId);
     if (before !== undefined && sameAssignment(before, assignment)) return false;
-    this.assignments.set(assignment.checkId, assignment);
+    this.writableAssignments().set(assignment.checkId, assignment);
     this.dirtyAssignments.add(assignment.checkId);
     this.deletedAssignments.delete(assignment.checkId);
     if (before !== undefined && !sameThresholds(before.thresholds, assignment.thresholds)) {
       for (const [key, slice] of this.slices) {
         if (slice.checkId !== assignment.checkId) continue;
-        this.slices.set(key, { ...slice, state: reevaluateSlice(slice.state, assignment.thresholds) });
+        this.writableSlices().set(key, { ...slice, state: reevaluateSlice(slice.state, assignment.thresholds) });
         this.dirtySlices.add(key);
       }
     }
@@ -199,7 +261,8 @@ export class SystemWorkspace {
 
   /** Removes an assignment and its slices. */
   deleteAssignment(checkId: string): boolean {
-    if (!this.assignments.delete(checkId)) return false;
+    if (!this.assignments.has(checkId)) return false;
+    this.writableAssignments().delete(checkId);
     this.dirtyAssignments.delete(checkId);
     this.deletedAssignments.add(checkId);
     // Its slices go with it, so a check assigned again starts from the baseline.
@@ -222,7 +285,7 @@ export class SystemWorkspace {
     }
     for (const [key, slice] of this.slices) {
       if (live.has(key)) continue;
-      this.slices.delete(key);
+      this.writableSlices().delete(key);
       this.dirtySlices.delete(key);
       this.deletedSlices.set(key, { systemId: slice.systemId, checkId: slice.checkId, environmentId: slice.environmentId });
     }
@@ -239,7 +302,10 @@ export class SystemWorkspace {
     const previous = this.slices.get(key)?.state ?? INITIAL_SLICE_STATE;
     const state: SliceState = stepSlice(previous, run.status, assignment.thresholds);
     // Frozen, as every record this workspace writes on a run: a store may keep it without a copy.
-    this.slices.set(key, Object.freeze({ systemId: this.systemId, checkId: run.checkId, environmentId: run.environmentId, state: Object.freeze(state) }));
+    this.writableSlices().set(
+      key,
+      Object.freeze({ systemId: this.systemId, checkId: run.checkId, environmentId: run.environmentId, state: Object.freeze(state) }),
+    );
     this.dirtySlices.add(key);
     this.deletedSlices.delete(key);
     const produced: HealthEvent[] = [];
@@ -276,7 +342,7 @@ export class SystemWorkspace {
     }
     for (const [entityId, record] of this.entities) {
       if (present.has(entityId) || record.state === null) continue;
-      this.entities.set(entityId, { ...record, state: null });
+      this.writableEntities().set(entityId, { ...record, state: null });
       this.dirtyEntities.add(entityId);
     }
     this.events.push(...produced);
@@ -392,7 +458,7 @@ export class SystemWorkspace {
       nextHistory === (record.history ?? "") &&
       flappingFrom === (record.flappingFrom ?? null);
     if (!unchanged) {
-      this.entities.set(
+      this.writableEntities().set(
         view.entityId,
         Object.freeze({
           entityId: view.entityId,
@@ -497,7 +563,7 @@ export class SystemWorkspace {
   ): HealthEvent {
     const record = this.entities.get(entityId) as EntityRecord;
     const sequence = record.sequence + 1;
-    this.entities.set(entityId, { ...record, sequence });
+    this.writableEntities().set(entityId, { ...record, sequence });
     this.dirtyEntities.add(entityId);
     return build(sequence, {
       eventId: eventIdOf(entityId, sequence),
@@ -511,18 +577,18 @@ export class SystemWorkspace {
   /**
    * The system's state as it stands now (system record, assignments, slices, entities; not the
    * maintenance windows), for a cache of committed state: after the unit of work commits, this is
-   * what the store holds for the system.
+   * what the store holds for the system. Costs nothing: the snapshot shares the workspace's maps,
+   * which neither it nor any workspace made from it changes in place again.
    */
-  state(): SystemState {
-    return {
-      system: this.system,
-      assignments: [...this.assignments.values()],
-      slices: [...this.slices.values()],
-      entities: [...this.entities.values()],
-    };
+  snapshot(): SystemSnapshot {
+    // From now on the maps belong to the snapshot too: a later change here copies them first.
+    this.sharedAssignments = true;
+    this.sharedSlices = true;
+    this.sharedEntities = true;
+    return { system: this.system, assignments: this.assignments, slices: this.slices, entities: this.entities };
   }
 
-  /** Whether this workspace changed any of the rows `state()` covers (so persisting it writes them). */
+  /** Whether this workspace changed any of the rows `snapshot()` covers (so persisting it writes them). */
   stateChanged(): boolean {
     return (
       this.systemDirty ||

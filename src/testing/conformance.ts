@@ -11,6 +11,7 @@ import { describeIdempotent } from "./suites/idempotent";
 import { describeIndependence } from "./suites/independence";
 import { describeLifecycle } from "./suites/lifecycle";
 import { describeMaintenance } from "./suites/maintenance";
+import { describeStateVersions } from "./suites/state-versions";
 import { describeValidation } from "./suites/validation";
 
 /**
@@ -27,7 +28,8 @@ import { describeValidation } from "./suites/validation";
  * that writes nothing, lifecycle and cleanup, the declared capabilities, and SPEC §9–§11: history
  * and buckets (transition log, availability, latency, concurrent and failed bucket writes, UTC
  * hours), retention (rollup, pruning, idempotence, a failure on every write), flapping (events,
- * the muting-consumer law) and maintenance (marks, boundaries once across engines). Tests that need a
+ * the muting-consumer law) and maintenance (marks, boundaries once across engines), and the
+ * optional state versions engines cache by. Tests that need a
  * capability the adapter does not declare are not registered (nothing is skipped silently); with
  * `crossProcess`, engines run on peers from `createPeer`.
  *
@@ -64,5 +66,6 @@ export function describeAdapterConformance(options: AdapterConformanceOptions): 
     describeRetention(context);
     describeFlapping(context);
     describeMaintenance(context);
+    describeStateVersions(context);
   });
 }

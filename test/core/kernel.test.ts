@@ -608,3 +608,62 @@ describe("SystemWorkspace properties", () => {
     }
   });
 });
+
+describe("SystemWorkspace snapshots", () => {
+  /** The records a snapshot holds, as plain lists (what a store read would return). */
+  const recordsOf = (snapshot: ReturnType<SystemWorkspace["snapshot"]>) => ({
+    system: snapshot.system,
+    assignments: [...snapshot.assignments.values()],
+    slices: [...snapshot.slices.values()],
+    entities: [...snapshot.entities.values()],
+  });
+  const operation = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant("run" as const), check: fc.nat(), environment: fc.nat(), status }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("assign" as const), setup: checkSetup }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("unassign" as const), check: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("membership" as const), environments: fc.subarray([...ENVIRONMENTS]) }) },
+  );
+
+  test.prop([fc.array(fc.array(operation, { maxLength: 6 }), { maxLength: 12 }), fc.nat({ max: 11 })], { numRuns: 200 })(
+    "a workspace from a snapshot behaves as one loaded from its records, and never changes the snapshot",
+    (units, failing) => {
+      const start = workspace(ENVIRONMENTS, [assignment("a"), assignment("b", { environmentIds: ["prod"] })]);
+      let snapshot = start.snapshot();
+      for (const [index, unit] of units.entries()) {
+        const frozenBefore = structuredClone(recordsOf(snapshot));
+        const fromSnapshot = SystemWorkspace.fromSnapshot("sys", snapshot, []);
+        const fromRecords = new SystemWorkspace("sys", recordsOf(snapshot));
+        const outcomes = [fromSnapshot, fromRecords].map((ws) => {
+          const events: HealthEvent[] = [];
+          for (const op of unit) {
+            const assignments = ws.listAssignments();
+            if (op.kind === "run") {
+              const record = assignments[op.check % Math.max(1, assignments.length)];
+              const system = ws.getSystem();
+              if (record === undefined || system === undefined) continue;
+              const candidates = [null, ...ENVIRONMENTS].filter(
+                (environmentId) => runRejection(system, record, { systemId: "sys", checkId: record.checkId, environmentId }) === undefined,
+              );
+              if (candidates.length === 0) continue;
+              events.push(...ws.applyRun(storedRun(record.checkId, candidates[op.environment % candidates.length] as string | null, op.status, T0)));
+            } else {
+              if (op.kind === "assign") ws.setAssignment(assignment(op.setup.checkId, op.setup));
+              else if (op.kind === "unassign") ws.deleteAssignment(assignments[op.check % Math.max(1, assignments.length)]?.checkId ?? "none");
+              else ws.setSystem({ systemId: "sys", environmentIds: op.environments });
+              ws.pruneSlices();
+              events.push(...ws.applyTopologyChange(T0));
+            }
+          }
+          return { events, changes: ws.changes(), after: recordsOf(ws.snapshot()) };
+        });
+        // Run ids differ between the two copies (a counter): compare the rest.
+        const withoutRunIds = (value: unknown) => JSON.parse(JSON.stringify(value, (key, field: unknown) => (key === "runId" ? undefined : field))) as unknown;
+        expect(withoutRunIds(outcomes[0])).toEqual(withoutRunIds(outcomes[1]));
+        // The snapshot the unit of work started from is untouched, whatever it did.
+        expect(recordsOf(snapshot)).toEqual(frozenBefore);
+        // A unit of work that fails is dropped; the next one starts from the same snapshot.
+        if (index !== failing) snapshot = fromSnapshot.snapshot();
+      }
+    },
+  );
+});
