@@ -19,7 +19,11 @@ const realConnect = pool.connect.bind(pool);
   return realConnect().then((client) => {
     const original = client.query.bind(client) as (...rest: unknown[]) => Promise<unknown>;
     (client as unknown as { query: unknown }).query = (...rest: unknown[]) => {
-      if (capture && typeof rest[0] === "string" && rest[0].startsWith("WITH w0")) captured = { text: rest[0], params: rest[1] as unknown[] };
+      // A prepared statement arrives as a config object ({ name, text, values }), a plain one as (text, values).
+      const [first, second] = rest;
+      const query = typeof first === "string" ? { text: first, params: second as unknown[] } : (first as { text: string; values: unknown[] });
+      const text = typeof first === "string" ? first : query.text;
+      if (capture && text.startsWith("WITH w0")) captured = { text, params: "params" in query ? query.params : query.values };
       return original(...rest);
     };
     return client;

@@ -46,6 +46,7 @@ import {
   type PostgresClient,
   type PostgresStoreTransaction,
 } from "healthstate/adapters/postgres";
+import { EAGER_WRITE_ROWS } from "../adapters/postgres/postgres-store";
 import { BACKENDS, DATABASE_URL, dropSchema, schemaNameFor, usePgBackend, type PgFixture } from "./helpers/pg";
 
 const T0 = Date.parse("2026-11-30T10:00:00Z");
@@ -842,6 +843,49 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       await expect(listAfter).rejects.toMatchObject({ code: "23505" });
       expect(await fixture().query(`SELECT run_id FROM "${fixture().schema}".runs ORDER BY run_id`)).toEqual([{ run_id: "r0" }]);
       expect(await fixture().query(`SELECT system_id FROM "${fixture().schema}".systems ORDER BY system_id`)).toEqual([{ system_id: "s" }]);
+    });
+    it("sends a big batch's runs and buckets at once, as one statement, before the state is written (pg Pools); a failure there still keeps nothing", async () => {
+      const { engine, statements } = await recordedEngine();
+      const size = EAGER_WRITE_ROWS + 44;
+      const runs = (prefix: string, status: "healthy" | "unhealthy") =>
+        Array.from({ length: size }, (_, index) => ({
+          runId: `${prefix}${index}`,
+          systemId: "checkout",
+          checkId: "http",
+          environmentId: index % 2 === 0 ? "prod" : "staging",
+          status,
+          latencyMs: index,
+          timestamp: at(index * 60),
+        }));
+      const outcomes = (await engine.recordRuns(runs("a", "unhealthy")))._unsafeUnwrap();
+      expect(outcomes.flatMap((outcome) => outcome.events).map((event) => event.entityId)).toEqual(["checkout", "checkout::prod", "checkout::staging"]);
+      const writes = statements.filter((text) => /^(WITH w0 AS \()?INSERT INTO /u.test(text));
+      const tables = (text: string) => [...text.matchAll(/INSERT INTO "[^"]+"\.(\w+)/gu)].map((match) => match[1]);
+      if (fixture().backend === "pglite") {
+        // One connection in this thread: nothing to overlap, every write in one statement as before.
+        expect(writes.map(tables)).toEqual([["state_versions", "runs", "buckets", "slices", "entities", "transitions"]]);
+      } else {
+        // Runs and buckets together and first (sent while the kernel ran); the state's few rows
+        // wait for COMMIT, in one statement.
+        expect(writes.map(tables)).toEqual([["runs", "buckets"], ["state_versions", "slices", "entities", "transitions"]]);
+      }
+      expect(await count(fixture(), "runs")).toBe(size);
+      expect(await fixture().query(`SELECT sum(runs)::int AS n FROM "${fixture().schema}".buckets`)).toEqual([{ n: size }]);
+
+      // A failure in the statement sent early fails the whole unit of work: nothing of it is kept.
+      await fixture().query(
+        `CREATE FUNCTION "${fixture().schema}".refuse_run() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+           IF NEW.run_id = 'b7' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '23514'; END IF; RETURN NEW; END $$`,
+      );
+      await fixture().query(`CREATE TRIGGER refuse_run BEFORE INSERT ON "${fixture().schema}".runs FOR EACH ROW EXECUTE FUNCTION "${fixture().schema}".refuse_run()`);
+      const before = await fixture().query(`SELECT entity_id, sequence, state FROM "${fixture().schema}".entities ORDER BY entity_id`);
+      const failed = await engine.recordRuns(runs("b", "healthy"));
+      expect(failed._unsafeUnwrapErr()).toMatchObject({ name: "StoreError" });
+      expect(await count(fixture(), "runs")).toBe(size);
+      expect(await fixture().query(`SELECT sum(runs)::int AS n FROM "${fixture().schema}".buckets`)).toEqual([{ n: size }]);
+      expect(await fixture().query(`SELECT entity_id, sequence, state FROM "${fixture().schema}".entities ORDER BY entity_id`)).toEqual(before);
+      expect(await count(fixture(), "outbox")).toBe(3);
+      expect((await engine.getHealth("checkout"))._unsafeUnwrap()?.status).toBe("unhealthy");
     });
   });
 

@@ -81,6 +81,16 @@ const COALESCE_MAX_IDS = 64;
 /** Marks a deferred write whose plan does not depend on the tables' contents (`PendingWrite.prepare`). */
 const FIXED_PLAN = true;
 
+/**
+ * A deferred write of at least this many rows is sent at once, with the writes deferred before
+ * it, instead of waiting for the next read or COMMIT (pg Pools only): the server executes it while
+ * the engine computes the rest of the unit of work. A batch of 1,000 runs sends its runs and
+ * bucket deltas (one statement: they are written together) before the kernel steps its slices,
+ * then its slices and entities as they come; small units of work (single calls) keep all their
+ * writes in one statement.
+ */
+export const EAGER_WRITE_ROWS = 256;
+
 /** How a transaction serializes with others, computed from its lock keys. */
 type LockPlan =
   | { readonly mode: "none" }
@@ -358,6 +368,8 @@ class Transaction implements PostgresStoreTransaction {
   readonly #loads: PendingLoad[] = [];
   /** Writes deferred and not sent yet (see `#write`); always later in call order than `#loads`. */
   readonly #writes: PendingWrite[] = [];
+  /** A send of the deferred writes is queued (`EAGER_WRITE_ROWS`). */
+  #sendScheduled = false;
   /** Write statements sent and not awaited yet; `settle` awaits them. */
   readonly #sent: Promise<unknown>[] = [];
   /** This attempt's state version token (see `StoreTransaction.stateVersion`). */
@@ -410,8 +422,19 @@ class Transaction implements PostgresStoreTransaction {
    * promise resolves at once; a failure of the write fails the transaction (`settle` rejects with
    * it, so COMMIT is never sent), the same outcome as a failed statement awaited on the spot.
    */
-  #write(table: string | null, text: string, params: readonly unknown[], prepare = false): Promise<void> {
+  #write(table: string | null, text: string, params: readonly unknown[], prepare = false, rows = 1): Promise<void> {
     this.#writes.push({ table, text, params, prepare });
+    if (rows >= EAGER_WRITE_ROWS && !this.#sendScheduled && this.#ctx.sql.kind === "pg") {
+      // At the end of the caller's synchronous code, so writes issued together (the engine's runs
+      // and buckets) still go as one statement. Pending loads were called earlier and go first;
+      // nothing is reordered, only sent sooner.
+      this.#sendScheduled = true;
+      queueMicrotask(() => {
+        this.#sendScheduled = false;
+        this.#flushLoads();
+        this.#sendWrites();
+      });
+    }
     return Promise.resolve();
   }
 
@@ -617,6 +640,7 @@ class Transaction implements PostgresStoreTransaction {
        ON CONFLICT (system_id, check_id, environment_key) DO UPDATE SET state = EXCLUDED.state`,
       [jsonRows(rows)],
       FIXED_PLAN,
+      rows.length,
     );
   }
 
@@ -664,6 +688,7 @@ class Transaction implements PostgresStoreTransaction {
              history = EXCLUDED.history, flapping_from = EXCLUDED.flapping_from`,
       [jsonRows(rows)],
       FIXED_PLAN,
+      rows.length,
     );
   }
 
@@ -697,6 +722,7 @@ class Transaction implements PostgresStoreTransaction {
         ),
       ],
       FIXED_PLAN,
+      runs.length,
     );
   }
 
@@ -725,6 +751,7 @@ class Transaction implements PostgresStoreTransaction {
         ),
       ],
       FIXED_PLAN,
+      transitions.length,
     );
   }
 
@@ -860,6 +887,7 @@ class Transaction implements PostgresStoreTransaction {
                '{}'::jsonb)`,
       [jsonRows(rows)],
       FIXED_PLAN,
+      rows.length,
     );
   }
 

@@ -844,19 +844,26 @@ class Engine implements HealthEngine {
       if (batch && problems.length > 0) throw new ValidationError(problems);
       const seen = new Set(known);
       const accepted: StoredRun[] = [];
-      const outcomes = runs.map((run, index): RecordOutcome | ValidationError => {
+      const fates = runs.map((run, index): "applied" | "duplicate" | ValidationError => {
         const rejection = rejected[index];
         if (rejection !== undefined) return rejection;
-        if (seen.has(run.runId)) return { runId: run.runId, duplicate: true, events: [] };
+        if (seen.has(run.runId)) return "duplicate";
         seen.add(run.runId);
         accepted.push(run);
+        return "applied";
+      });
+      // The runs and their buckets depend on nothing the kernel computes: written first, a store
+      // that sends big writes at once (Postgres) has the server execute them while the kernel runs.
+      // Buckets before the state: the outbox insert, when there are events, comes last, so an
+      // adapter that combines writes sends the rest as one statement.
+      await Promise.all([tx.insertRuns(accepted), addToBuckets(tx, accepted)]);
+      const outcomes = runs.map((run, index): RecordOutcome | ValidationError => {
+        const fate = fates[index];
+        if (fate instanceof ValidationError) return fate;
+        if (fate === "duplicate") return { runId: run.runId, duplicate: true, events: [] };
         const events = (workspaces.get(run.systemId) as SystemWorkspace).applyRun(run);
         return { runId: run.runId, duplicate: false, events };
       });
-      await tx.insertRuns(accepted);
-      // Buckets before the state: the outbox insert, when there are events, comes last, so an
-      // adapter that combines writes (Postgres) sends the rest as one statement.
-      await addToBuckets(tx, accepted);
       await persist(tx, workspaces.values());
       return outcomes;
     });

@@ -29,6 +29,11 @@ export interface TransitionQuery {
  * One unit of work. Every write becomes visible to others only when the transaction commits,
  * all together; reads see the committed state plus this transaction's own writes. Methods taking
  * lists accept empty lists (and then do nothing). Ids are opaque strings, stored verbatim.
+ *
+ * The engine may call a method before an earlier one has resolved (it issues its reads together,
+ * and writes to unrelated tables together, such as `insertRuns` with `addToBuckets`). Each call
+ * must then have the outcome it would have had if the calls had been awaited one by one, in call
+ * order.
  */
 export interface StoreTransaction {
   /** The systems among `systemIds` that exist; absent ones are left out. */
