@@ -1,5 +1,5 @@
-// EXPLAIN ANALYZE of the write statement of one recordRuns batch of 1,000 (in a transaction that
-// is rolled back). Usage: DATABASE_URL=postgres://… npx tsx bench/explain-pg.ts
+// EXPLAIN ANALYZE of the write statements of one recordRuns batch of 1,000, run again in the same
+// order in a transaction that is rolled back. Usage: DATABASE_URL=postgres://… npx tsx bench/explain-pg.ts
 import pg from "pg";
 import { createHealthEngine } from "healthstate";
 import { createPostgresAdapter, migrate } from "healthstate/adapters/postgres";
@@ -11,19 +11,23 @@ const pool = new pg.Pool({ connectionString: url, max: 4 });
 const schema = "healthstate_explain";
 await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 await migrate(pool, { schema });
-let captured: { text: string; params: unknown[] } | undefined;
+const captured: { text: string; params: unknown[] }[] = [];
 let capture = false;
 const realConnect = pool.connect.bind(pool);
+// A pooled client comes back on later checkouts: wrap it once.
+const wrapped = new WeakSet<object>();
 (pool as unknown as { connect: (...args: unknown[]) => unknown }).connect = (...args: unknown[]) => {
   if (args.length > 0) return (realConnect as (...rest: unknown[]) => unknown)(...args);
   return realConnect().then((client) => {
+    if (wrapped.has(client)) return client;
+    wrapped.add(client);
     const original = client.query.bind(client) as (...rest: unknown[]) => Promise<unknown>;
     (client as unknown as { query: unknown }).query = (...rest: unknown[]) => {
       // A prepared statement arrives as a config object ({ name, text, values }), a plain one as (text, values).
       const [first, second] = rest;
       const query = typeof first === "string" ? { text: first, params: second as unknown[] } : (first as { text: string; values: unknown[] });
       const text = typeof first === "string" ? first : query.text;
-      if (capture && text.startsWith("WITH w0")) captured = { text, params: "params" in query ? query.params : query.values };
+      if (capture && (text.startsWith("WITH w0") || text.startsWith("INSERT INTO"))) captured.push({ text, params: "params" in query ? query.params : query.values });
       return original(...rest);
     };
     return client;
@@ -36,18 +40,26 @@ for (let i = 0; i < 5; i += 1) (await engine.recordRuns(stream.take(1000)))._uns
 capture = true;
 (await engine.recordRuns(stream.take(1000)))._unsafeUnwrap();
 capture = false;
-if (captured === undefined) throw new Error("no write statement captured");
+if (captured.length === 0) throw new Error("no write statement captured");
 const client = await pool.connect();
 await client.query(`SET search_path = ${schema}`);
 for (let i = 0; i < 3; i += 1) {
   await client.query("BEGIN; SET LOCAL healthstate.state_version = 'explain'");
-  // Fresh run ids each time, so the runs insert does not conflict with the batch that was committed.
-  const params = captured.params.map((param) => (typeof param === "string" ? param.replaceAll('"p-', `"q${i}-`) : param));
-  const plan = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${captured.text}`, params);
+  const plans: string[][] = [];
+  for (const statement of captured) {
+    // Fresh run ids each time, so the runs insert does not conflict with the batch that was committed.
+    const params = statement.params.map((param) => (typeof param === "string" ? param.replaceAll('"p-', `"q${i}-`) : param));
+    const plan = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${statement.text}`, params);
+    plans.push(plan.rows.map((row) => row["QUERY PLAN"]));
+  }
   await client.query("ROLLBACK");
-  if (i === 2) for (const row of plan.rows) console.log(row["QUERY PLAN"]);
+  if (i === 2) {
+    captured.forEach((statement, index) => {
+      console.log(`\n## statement ${index + 1} of ${captured.length}: ${statement.text.replace(/\s+/gu, " ").slice(0, 160)}`);
+      for (const line of plans[index] ?? []) console.log(line);
+    });
+  }
 }
-console.log("\n" + captured.text.slice(0, 6000));
 const stats = await client.query(
   `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, pg_relation_size(relid) AS bytes FROM pg_stat_user_tables WHERE schemaname = $1 ORDER BY relname`,
   [schema],
