@@ -858,7 +858,7 @@ class Transaction implements PostgresStoreTransaction {
    * a start that is not an ISO 8601 time or an unknown granularity.
    */
   async addToBuckets(buckets: readonly RunBucket[]): Promise<void> {
-    const rows = mergeRepeatedKeys(buckets).map(toBucketParams);
+    const rows = bucketRows(buckets);
     if (rows.length === 0) return;
     await this.#write("buckets",
       `INSERT INTO ${this.#q}.buckets AS b (${BUCKET_COLUMNS})
@@ -1075,32 +1075,13 @@ function toBucket(row: BucketRow): RunBucket {
   };
 }
 
-/** Checks a bucket's granularity and start (a `TypeError` otherwise) and encodes it as a row of `jsonb_to_recordset`. */
-function toBucketParams(bucket: RunBucket & { readonly startMs: number }): Record<string, unknown> {
-  return {
-    system_id: bucket.systemId,
-    check_id: bucket.checkId,
-    environment_id: bucket.environmentId,
-    granularity: bucket.granularity,
-    start_ms: bucket.startMs,
-    runs: bucket.runs,
-    healthy: bucket.healthy,
-    degraded: bucket.degraded,
-    unhealthy: bucket.unhealthy,
-    latency_count: bucket.latencyCount,
-    latency_sum: bucket.latencySum,
-    latency_min: bucket.latencyMin,
-    latency_max: bucket.latencyMax,
-    sketch_zero: bucket.sketch.zero,
-    sketch_bins: bucket.sketch.bins,
-  };
-}
-
 /**
- * Validates every bucket (granularity, start) and merges those naming one key (the start compared
- * as an instant) with `mergeBuckets`: one upsert statement may not touch a row twice.
+ * The parameter rows of `addToBuckets`: every bucket validated (granularity, start), and those
+ * naming one key (the start compared as an instant) merged with `mergeBuckets`, since one upsert
+ * statement may not touch a row twice. Rows are built field by field: a spread (`{ ...bucket }`)
+ * cost more than the rest of this function together on a batch of 1,000.
  */
-function mergeRepeatedKeys(buckets: readonly RunBucket[]): (RunBucket & { readonly startMs: number })[] {
+function bucketRows(buckets: readonly RunBucket[]): Record<string, unknown>[] {
   const groups = new Map<string, { startMs: number; buckets: RunBucket[] }>();
   for (const bucket of buckets) {
     if (bucket.granularity !== "hour" && bucket.granularity !== "day") {
@@ -1112,11 +1093,29 @@ function mergeRepeatedKeys(buckets: readonly RunBucket[]): (RunBucket & { readon
     if (group === undefined) groups.set(key, { startMs, buckets: [bucket] });
     else group.buckets.push(bucket);
   }
-  return [...groups.values()].map(({ startMs, buckets: group }) => {
+  const rows: Record<string, unknown>[] = [];
+  for (const { startMs, buckets: group } of groups.values()) {
     const [first] = group as [RunBucket, ...RunBucket[]];
-    const merged = group.length === 1 ? first : mergeBuckets(first, group);
-    return { ...merged, startMs };
-  });
+    const bucket = group.length === 1 ? first : mergeBuckets(first, group);
+    rows.push({
+      system_id: bucket.systemId,
+      check_id: bucket.checkId,
+      environment_id: bucket.environmentId,
+      granularity: bucket.granularity,
+      start_ms: startMs,
+      runs: bucket.runs,
+      healthy: bucket.healthy,
+      degraded: bucket.degraded,
+      unhealthy: bucket.unhealthy,
+      latency_count: bucket.latencyCount,
+      latency_sum: bucket.latencySum,
+      latency_min: bucket.latencyMin,
+      latency_max: bucket.latencyMax,
+      sketch_zero: bucket.sketch.zero,
+      sketch_bins: bucket.sketch.bins,
+    });
+  }
+  return rows;
 }
 
 function toTransition(row: TransitionRow): HealthTransitionRecord {

@@ -26,9 +26,19 @@ export function lastByKey<T>(items: readonly T[], keyOf: (item: T) => string): T
   return [...byKey.values()];
 }
 
-/** A composite key for `lastByKey` (JSON, so no separator can be forged). */
+/**
+ * A composite key for `lastByKey`: each part self-delimiting (a string as `<length>:<text>`, a
+ * number as `#<digits>;`, null as `n`), so no two lists of parts give the same key. Concatenation,
+ * not `JSON.stringify`: this runs for every row of a batch.
+ */
 export function compositeKey(...parts: readonly (string | number | null)[]): string {
-  return JSON.stringify(parts);
+  let key = "";
+  for (const part of parts) {
+    if (part === null) key += "n";
+    else if (typeof part === "number") key += `#${part};`;
+    else key += `${part.length}:${part}`;
+  }
+  return key;
 }
 
 /** An `int8`/`int4`/`count` value as a JS number. @throws TypeError beyond 2^53. */
