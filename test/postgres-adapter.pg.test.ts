@@ -493,6 +493,7 @@ function recordingClient(client: PostgresClient): { client: PostgresClient; stat
         release: (destroy?: boolean | Error) => connection.release(destroy),
         on: ((event: "error", listener: (error: Error) => void) => connection.on(event, listener)) as PgPoolClientLike["on"],
         removeAllListeners: (event?: string) => connection.removeAllListeners(event),
+        removeListener: (event: "error", listener: (error: Error) => void) => connection.removeListener?.(event, listener),
       };
     },
     get totalCount() {
@@ -880,12 +881,58 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       await fixture().query(`CREATE TRIGGER refuse_run BEFORE INSERT ON "${fixture().schema}".runs FOR EACH ROW EXECUTE FUNCTION "${fixture().schema}".refuse_run()`);
       const before = await fixture().query(`SELECT entity_id, sequence, state FROM "${fixture().schema}".entities ORDER BY entity_id`);
       const failed = await engine.recordRuns(runs("b", "healthy"));
-      expect(failed._unsafeUnwrapErr()).toMatchObject({ name: "StoreError" });
+      // The early statement's own error, not "current transaction is aborted" (25P02).
+      expect(failed._unsafeUnwrapErr()).toMatchObject({ name: "StoreError", cause: { code: "23514", message: "refused" } });
       expect(await count(fixture(), "runs")).toBe(size);
       expect(await fixture().query(`SELECT sum(runs)::int AS n FROM "${fixture().schema}".buckets`)).toEqual([{ n: size }]);
       expect(await fixture().query(`SELECT entity_id, sequence, state FROM "${fixture().schema}".entities ORDER BY entity_id`)).toEqual(before);
       expect(await count(fixture(), "outbox")).toBe(3);
       expect((await engine.getHealth("checkout"))._unsafeUnwrap()?.status).toBe("unhealthy");
+    });
+    it("after a big write sent early fails, a read reports that write's error; calls left running after the callback settled reach nothing", async () => {
+      const adapter = fixture().adapter();
+      const run = (runId: string): StoredRun => ({ runId, systemId: "s", checkId: "c", environmentId: null, status: "healthy", latencyMs: null, timestamp: at(0).toISOString(), message: null, recordedAt: at(0).toISOString() });
+      const many = (prefix: string) => Array.from({ length: EAGER_WRITE_ROWS + 10 }, (_, index) => run(`${prefix}${index}`));
+      await inTx(adapter, (tx) => tx.insertRuns([run("x5")]));
+      // The big insert (with a duplicate id in it) goes before the read; the read fails because
+      // the transaction is aborted, and says why: the insert's unique violation.
+      const readAfter = inTx(adapter, async (tx) => {
+        await tx.insertRuns(many("x"));
+        return tx.findRunIds(["x1"]);
+      });
+      await expect(readAfter).rejects.toMatchObject({ code: "23505" });
+      expect(await count(fixture(), "runs")).toBe(1);
+
+      // A sibling of a rejected Promise.all keeps running after the callback settled: its big
+      // write, small write and read all reject, and nothing of them is written, now or later.
+      let late: Promise<PromiseSettledResult<unknown>[]> | undefined;
+      const failing = adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+        const sibling = (async () => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          late = Promise.allSettled([tx.insertRuns(many("late")), tx.putSystem({ systemId: "late", environmentIds: [] }), tx.getSystems(["s"])]);
+        })();
+        await Promise.all([Promise.reject(new Error("sibling failed")), sibling]);
+      });
+      await expect(failing).rejects.toThrow("sibling failed");
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      const outcomes = await (late as Promise<PromiseSettledResult<unknown>[]>);
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(["rejected", "rejected", "rejected"]);
+      expect(outcomes.map((outcome) => (outcome.status === "rejected" ? String(outcome.reason) : ""))).toEqual(Array(3).fill(expect.stringContaining("this transaction has ended")));
+      // The connection went back to the pool clean: the next transaction writes only its own rows.
+      await inTx(adapter, (tx) => tx.insertRuns([run("next")]));
+      expect(await fixture().query(`SELECT run_id FROM "${fixture().schema}".runs ORDER BY run_id`)).toEqual([{ run_id: "next" }, { run_id: "x5" }]);
+      expect(await count(fixture(), "systems")).toBe(0);
+    });
+
+    it("keeps call order for calls not awaited one by one: a read called right after enqueueEvents sees the events", async () => {
+      const adapter = fixture().adapter();
+      const seen = await inTx(adapter, async (tx) => {
+        const enqueued = tx.enqueueEvents([transitionEvent("s", 1)]);
+        const read = (tx as PostgresStoreTransaction).query<{ n: unknown }>(`SELECT count(*) AS n FROM "${fixture().schema}".outbox`);
+        await enqueued;
+        return Number((await read)[0]?.n);
+      });
+      expect(seen).toBe(1);
     });
   });
 

@@ -78,6 +78,11 @@ const LOAD_SQL: Readonly<Record<LoadKind, (q: string, systemIds: string) => stri
  */
 const COALESCE_MAX_IDS = 64;
 
+/** What a call on a transaction gets once its callback has settled. */
+function endedError(): Error {
+  return new Error("postgres adapter: this transaction has ended (a call on it came after its callback settled)");
+}
+
 /** Marks a deferred write whose plan does not depend on the tables' contents (`PendingWrite.prepare`). */
 const FIXED_PLAN = true;
 
@@ -86,8 +91,8 @@ const FIXED_PLAN = true;
  * it, instead of waiting for the next read or COMMIT (pg Pools only): the server executes it while
  * the engine computes the rest of the unit of work. A batch of 1,000 runs sends its runs and
  * bucket deltas (one statement: they are written together) before the kernel steps its slices,
- * then its slices and entities as they come; small units of work (single calls) keep all their
- * writes in one statement.
+ * then each later write of this size as it is called (with whatever was deferred before it);
+ * small units of work (single calls) keep all their writes in one statement.
  */
 export const EAGER_WRITE_ROWS = 256;
 
@@ -145,11 +150,17 @@ export class PostgresStore implements HealthStore {
       return ctx.sql.transaction(
         async (sql) => {
           const tx = new Transaction(sql, ctx, plan.mode !== "none", stateVersion);
-          const value = await fn(tx);
-          await tx.settle();
-          ctx.lifecycle.assertOpen("store.transaction (commit)");
-          enqueued = tx.enqueued;
-          return value;
+          try {
+            const value = await fn(tx);
+            await tx.settle();
+            ctx.lifecycle.assertOpen("store.transaction (commit)");
+            enqueued = tx.enqueued;
+            return value;
+          } finally {
+            // A call `fn` left running (a sibling of a rejected `Promise.all`) must not reach the
+            // connection after ROLLBACK or COMMIT, nor in the next transaction that borrows it.
+            tx.end();
+          }
         },
         { ...ctx.settings, prelude: [`SET LOCAL healthstate.state_version = '${stateVersion}'`, lockSql(plan, ctx.barrierKey)].filter((part) => part !== "").join("; ") },
       );
@@ -370,6 +381,8 @@ class Transaction implements PostgresStoreTransaction {
   readonly #writes: PendingWrite[] = [];
   /** A send of the deferred writes is queued (`EAGER_WRITE_ROWS`). */
   #sendScheduled = false;
+  /** `fn` has settled: every later call rejects, and nothing more is sent (see `end`). */
+  #ended = false;
   /** Write statements sent and not awaited yet; `settle` awaits them. */
   readonly #sent: Promise<unknown>[] = [];
   /** This attempt's state version token (see `StoreTransaction.stateVersion`). */
@@ -388,12 +401,27 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   /**
+   * Ends this attempt once `fn` has settled (before ROLLBACK or COMMIT): what is pending is
+   * dropped, pending loads reject, and every later call rejects without reaching the connection.
+   */
+  end(): void {
+    this.#ended = true;
+    this.#writes.length = 0;
+    for (const load of this.#loads.splice(0)) load.reject(endedError());
+  }
+
+  #assertActive(): void {
+    if (this.#ended) throw endedError();
+  }
+
+  /**
    * The connection, for every statement but loads and writes: pending loads, then deferred
    * writes, are sent first, so statements reach the server in the order they were called (a read
    * sees the writes called before it, and none called after it). A statement that fails because
    * a deferred write aborted the transaction rejects with the write's error (`#cause`).
    */
   #db(): SqlQueryable {
+    this.#assertActive();
     this.#flushLoads();
     this.#sendWrites();
     const sql = this.#sql;
@@ -423,6 +451,7 @@ class Transaction implements PostgresStoreTransaction {
    * it, so COMMIT is never sent), the same outcome as a failed statement awaited on the spot.
    */
   #write(table: string | null, text: string, params: readonly unknown[], prepare = false, rows = 1): Promise<void> {
+    if (this.#ended) return Promise.reject(endedError());
     this.#writes.push({ table, text, params, prepare });
     if (rows >= EAGER_WRITE_ROWS && !this.#sendScheduled && this.#ctx.sql.kind === "pg") {
       // At the end of the caller's synchronous code, so writes issued together (the engine's runs
@@ -431,6 +460,7 @@ class Transaction implements PostgresStoreTransaction {
       this.#sendScheduled = true;
       queueMicrotask(() => {
         this.#sendScheduled = false;
+        if (this.#ended) return;
         this.#flushLoads();
         this.#sendWrites();
       });
@@ -491,6 +521,7 @@ class Transaction implements PostgresStoreTransaction {
    * until the current synchronous code ends (a microtask), or until another statement is called.
    */
   #load<R extends object>(kind: LoadKind, ids: readonly string[]): Promise<R[]> {
+    if (this.#ended) return Promise.reject(endedError());
     if (this.#writes.length > 0) {
       // Earlier loads go first, then the writes called before this load, so it sees them.
       this.#flushLoads();
@@ -504,6 +535,7 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   #flushLoads(): void {
+    if (this.#ended) return;
     const loads = this.#loads.splice(0);
     if (loads.length === 0) return;
     const total = loads.reduce((sum, load) => sum + load.count, 0);
@@ -757,15 +789,22 @@ class Transaction implements PostgresStoreTransaction {
 
   async enqueueEvents(events: readonly HealthEvent[]): Promise<void> {
     if (events.length === 0) return;
-    if (!this.#barrierHeld) {
-      // Group registration holds the barrier exclusively: a group is either visible to the
-      // statement below or registered after this transaction commits (and then sees its events).
-      await this.#write(null, "SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey], FIXED_PLAN);
-      this.#barrierHeld = true;
-    }
+    const params = [
+      jsonRows(events.map((event, ord) => ({ ord, entity_id: event.entityId, sequence: event.sequence, event_id: event.eventId, event }))),
+      dateToMs(this.#ctx.clock(), "clock()"),
+      this.#ctx.names.channel,
+    ];
+    // Both writes are queued before anything is awaited, so a call made right after this one
+    // (without awaiting it) still reaches the database after them.
+    const lock = this.#barrierHeld
+      ? Promise.resolve()
+      : // Group registration holds the barrier exclusively: a group is either visible to the
+        // statement below or registered after this transaction commits (and then sees its events).
+        this.#write(null, "SELECT pg_advisory_xact_lock_shared($1::bigint)", [this.#ctx.barrierKey], FIXED_PLAN);
+    this.#barrierHeld = true;
     const q = this.#q;
     // Its own statement (it has a WITH of its own and a side effect in its SELECT), deferred too.
-    await this.#write(
+    const insert = this.#write(
       null,
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord integer, entity_id text, sequence bigint, event_id text, event jsonb)
@@ -784,17 +823,13 @@ class Transaction implements PostgresStoreTransaction {
            SET enqueued_through = greatest(d.enqueued_through, EXCLUDED.enqueued_through)
        )
        SELECT pg_notify($3, '')`,
-      [
-        jsonRows(
-          events.map((event, ord) => ({ ord, entity_id: event.entityId, sequence: event.sequence, event_id: event.eventId, event })),
-        ),
-        dateToMs(this.#ctx.clock(), "clock()"),
-        this.#ctx.names.channel,
-      ],
+      params,
       FIXED_PLAN,
     );
     this.enqueued = true;
+    await Promise.all([lock, insert]);
   }
+
 
   async listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]> {
     return selectTransitions(this.#db(), this.#q, query);

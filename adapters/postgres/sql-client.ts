@@ -210,6 +210,7 @@ function fromPgPool(pool: PgPoolLike, prepare: boolean): SqlClient {
           // Statements `fn` started and did not wait for must reach the server before ROLLBACK, or a
           // later one would run after it, outside the transaction.
           await tx.drain();
+          tx.close();
           try {
             await client.query("ROLLBACK");
           } catch (rollbackError) {
@@ -220,6 +221,7 @@ function fromPgPool(pool: PgPoolLike, prepare: boolean): SqlClient {
         let commit: { command?: string };
         // Likewise before COMMIT: every statement of the transaction is answered first.
         await tx.drain();
+        tx.close();
         try {
           commit = await client.query("COMMIT");
         } catch (error) {
@@ -243,9 +245,12 @@ function fromPgPool(pool: PgPoolLike, prepare: boolean): SqlClient {
  * (the engine loads a workspace with `Promise.all`), and a `pg` client must not be handed a query
  * while another one is running.
  */
-function queryable(client: PgPoolClientLike, prepare: boolean): SqlQueryable & { drain(): Promise<void> } {
+function queryable(client: PgPoolClientLike, prepare: boolean): SqlQueryable & { drain(): Promise<void>; close(): void } {
   let tail: Promise<unknown> = Promise.resolve();
+  let closed = false;
   const serialize = <T>(run: () => Promise<T>): Promise<T> => {
+    // After ROLLBACK or COMMIT the connection is no longer this transaction's.
+    if (closed) return Promise.reject(new Error("postgres adapter: a statement came after its transaction ended"));
     const next = tail.then(run, run);
     tail = next.catch(() => undefined);
     return next;
@@ -259,6 +264,10 @@ function queryable(client: PgPoolClientLike, prepare: boolean): SqlQueryable & {
     },
     async exec(text: string) {
       await serialize(() => client.query(text));
+    },
+    /** Refuses every later statement (called before ROLLBACK or COMMIT, after `drain`). */
+    close() {
+      closed = true;
     },
     /** Resolves once every statement handed to this queryable so far has settled. */
     async drain() {

@@ -30,10 +30,11 @@ export interface TransitionQuery {
  * all together; reads see the committed state plus this transaction's own writes. Methods taking
  * lists accept empty lists (and then do nothing). Ids are opaque strings, stored verbatim.
  *
- * The engine may call a method before an earlier one has resolved (it issues its reads together,
- * and writes to unrelated tables together, such as `insertRuns` with `addToBuckets`). Each call
- * must then have the outcome it would have had if the calls had been awaited one by one, in call
- * order.
+ * The engine may call a method before an earlier one has resolved, but only for reads issued
+ * together, or writes to unrelated tables with nothing read in between (`insertRuns` with
+ * `addToBuckets`). Each call must then have the outcome it would have had if the calls had been
+ * awaited one by one, in call order. Once `fn` has settled, calls on the transaction must reject
+ * and write nothing.
  */
 export interface StoreTransaction {
   /** The systems among `systemIds` that exist; absent ones are left out. */

@@ -122,6 +122,43 @@ export function describeAtomic({ config, harnesses }: SuiteContext): void {
       timeout,
     );
 
+    it(
+      "a call left running after fn settled (a sibling of a rejected Promise.all) rejects and writes nothing, now or later",
+      async () => {
+        const harness = await harnesses.open();
+        const { store } = harness.adapter;
+        const runs: StoredRun[] = Array.from({ length: 300 }, (_, index) => ({
+          runId: `late-run-${index}`,
+          systemId: "late",
+          checkId: "check",
+          environmentId: null,
+          status: "healthy",
+          latencyMs: null,
+          timestamp: FIXED_NOW.toISOString(),
+          message: null,
+          recordedAt: FIXED_NOW.toISOString(),
+        }));
+        let late: Promise<PromiseSettledResult<unknown>[]> | undefined;
+        const rejected = store.transaction({ lockKeys: ["health:late"] }, async (tx) => {
+          const sibling = (async () => {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            late = Promise.allSettled([tx.insertRuns(runs), tx.putSystem({ systemId: "late", environmentIds: [] }), tx.getSystems(["late"])]);
+          })();
+          await Promise.all([Promise.reject(new Error("conformance: sibling failed")), sibling]);
+        });
+        await expect(rejected).rejects.toThrow("conformance: sibling failed");
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        const outcomes = await (late as Promise<PromiseSettledResult<unknown>[]>);
+        expect(outcomes.map((outcome) => outcome.status), "calls on a transaction whose fn has settled").toEqual(["rejected", "rejected", "rejected"]);
+        const [systems, runIds] = await store.transaction({ lockKeys: ["health:late"] }, (tx) =>
+          Promise.all([tx.getSystems(["late"]), tx.findRunIds(runs.map((run) => run.runId))]),
+        );
+        expect(systems).toEqual([]);
+        expect(runIds).toEqual([]);
+      },
+      timeout,
+    );
+
     for (const operation of operations()) {
       it(
         `a failure injected on the k-th write of ${operation.name} leaves no trace, for every k and whether the write was staged or not`,
