@@ -830,7 +830,6 @@ class Transaction implements PostgresStoreTransaction {
     await Promise.all([lock, insert]);
   }
 
-
   async listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]> {
     return selectTransitions(this.#db(), this.#q, query);
   }
