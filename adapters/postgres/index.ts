@@ -61,9 +61,10 @@ export interface PostgresAdapterOptions {
    */
   readonly maxLockKeys?: number;
   /**
-   * Whether a pg Pool's connections keep the adapter's hot statements (the reads and the writes
-   * of `recordRun(s)`, a few fixed texts) as named prepared statements, so the server parses and
-   * plans each once per connection instead of once per call. Turn it off behind a pooler that
+   * Whether a pg Pool's connections keep the adapter's write statements whose plan cannot depend
+   * on the tables' contents (the inserts and upserts of a unit of work, a few fixed texts) as named
+   * prepared statements with generic plans, so the server parses and plans each once per
+   * connection instead of once per call. Reads and deletes are never prepared (docs/postgres.md). Turn it off behind a pooler that
    * does not carry prepared statements across transactions (PgBouncer in transaction mode before
    * 1.21, or with `max_prepared_statements = 0`). Ignored for PGlite. @default true
    */

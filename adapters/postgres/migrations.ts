@@ -233,7 +233,7 @@ CREATE TABLE state_versions (
 -- system a fresh random version. The adapter sets it, and writes the versions itself, in one
 -- statement per transaction. The test is the triggers' WHEN clause, evaluated by the executor per
 -- row: for the adapter's own writes no trigger is queued and no function is called (a plpgsql
--- call per row took about half of a batch's write statement).
+-- call per row took about 6 % of a batch's write statement).
 CREATE FUNCTION bump_state_version() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   EXECUTE format(

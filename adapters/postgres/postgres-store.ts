@@ -460,7 +460,7 @@ class Transaction implements PostgresStoreTransaction {
       this.#sendScheduled = true;
       queueMicrotask(() => {
         this.#sendScheduled = false;
-        if (this.#ended) return;
+        // After `end` there is nothing pending: both calls do nothing.
         this.#flushLoads();
         this.#sendWrites();
       });
@@ -535,7 +535,6 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   #flushLoads(): void {
-    if (this.#ended) return;
     const loads = this.#loads.splice(0);
     if (loads.length === 0) return;
     const total = loads.reduce((sum, load) => sum + load.count, 0);
