@@ -3,6 +3,7 @@
 import pg from "pg";
 import { createHealthEngine } from "healthstate";
 import { createPostgresAdapter, migrate } from "healthstate/adapters/postgres";
+import { tapPool } from "./pg-tap";
 import { RunStream, topologyOf } from "./workload";
 
 const url = process.env.DATABASE_URL;
@@ -13,26 +14,10 @@ await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 await migrate(pool, { schema });
 const captured: { text: string; params: unknown[] }[] = [];
 let capture = false;
-const realConnect = pool.connect.bind(pool);
-// A pooled client comes back on later checkouts: wrap it once.
-const wrapped = new WeakSet<object>();
-(pool as unknown as { connect: (...args: unknown[]) => unknown }).connect = (...args: unknown[]) => {
-  if (args.length > 0) return (realConnect as (...rest: unknown[]) => unknown)(...args);
-  return realConnect().then((client) => {
-    if (wrapped.has(client)) return client;
-    wrapped.add(client);
-    const original = client.query.bind(client) as (...rest: unknown[]) => Promise<unknown>;
-    (client as unknown as { query: unknown }).query = (...rest: unknown[]) => {
-      // A prepared statement arrives as a config object ({ name, text, values }), a plain one as (text, values).
-      const [first, second] = rest;
-      const query = typeof first === "string" ? { text: first, params: second as unknown[] } : (first as { text: string; values: unknown[] });
-      const text = typeof first === "string" ? first : query.text;
-      if (capture && (text.startsWith("WITH w0") || text.startsWith("INSERT INTO"))) captured.push({ text, params: "params" in query ? query.params : query.values });
-      return original(...rest);
-    };
-    return client;
-  });
-};
+tapPool(pool, ({ text, values }, send) => {
+  if (capture && (text.startsWith("WITH w0") || text.startsWith("INSERT INTO"))) captured.push({ text, params: [...values] });
+  return send();
+});
 const engine = createHealthEngine({ ...createPostgresAdapter({ client: pool, schema }), timers: false });
 (await engine.applyTopology(topologyOf(0, 1000)))._unsafeUnwrap();
 const stream = new RunStream({ systems: 1000, seed: 7, prefix: "p" });

@@ -4,6 +4,7 @@
 import pg from "pg";
 import { createHealthEngine } from "healthstate";
 import { createPostgresAdapter, migrate } from "healthstate/adapters/postgres";
+import { tapPool } from "./pg-tap";
 import { RunStream, topologyOf } from "./workload";
 
 const url = process.env.DATABASE_URL;
@@ -17,32 +18,20 @@ await migrate(pool, { schema });
 const timings = new Map<string, { count: number; ms: number }>();
 let recording = false;
 const kindOf = (text: string) => text.replace(/\s+/gu, " ").replace(/"?healthstate_profile"?\./gu, "").slice(0, 70);
-const wrapped = new WeakSet<object>();
-const realConnect = pool.connect.bind(pool);
-// pg's own `pool.query` calls `connect` with a callback: those connections are left unwrapped.
-(pool as unknown as { connect: (...args: unknown[]) => unknown }).connect = (...args: unknown[]) =>
-  args.length > 0 ? (realConnect as (...rest: unknown[]) => unknown)(...args) : wrappedConnect();
-const wrappedConnect = async () => {
-  const client = await realConnect();
-  if (wrapped.has(client)) return client;
-  wrapped.add(client);
-  const original = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-  (client as unknown as { query: unknown }).query = async (...args: unknown[]) => {
-    const started = performance.now();
-    try {
-      return await original(...args);
-    } finally {
-      if (recording) {
-        const key = kindOf(String(typeof args[0] === "string" ? args[0] : (args[0] as { text: string }).text));
-        const entry = timings.get(key) ?? { count: 0, ms: 0 };
-        entry.count += 1;
-        entry.ms += performance.now() - started;
-        timings.set(key, entry);
-      }
+tapPool(pool, async ({ text }, send) => {
+  const started = performance.now();
+  try {
+    return await send();
+  } finally {
+    if (recording) {
+      const key = kindOf(text);
+      const entry = timings.get(key) ?? { count: 0, ms: 0 };
+      entry.count += 1;
+      entry.ms += performance.now() - started;
+      timings.set(key, entry);
     }
-  };
-  return client;
-};
+  }
+});
 
 const adapter = createPostgresAdapter({ client: pool, schema });
 const engine = createHealthEngine({ ...adapter, timers: false });
