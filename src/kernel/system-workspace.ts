@@ -41,16 +41,21 @@ export interface SystemState {
   readonly entities: readonly EntityRecord[];
 }
 
+/** A system's slices of one check, by environment id (`null`: the env-less slice). */
+export type CheckSlices = ReadonlyMap<string | null, SliceRecord>;
+
 /**
- * A system's state as a workspace holds it (records by key), taken with `SystemWorkspace.snapshot`
- * and shared, read-only, by every workspace made from it with `SystemWorkspace.fromSnapshot`: a
- * workspace copies a map the first time it changes it, never before.
+ * A system's state as a workspace holds it, taken with `SystemWorkspace.snapshot` and shared,
+ * read-only, by every workspace made from it with `SystemWorkspace.fromSnapshot`: a workspace
+ * copies a map the first time it changes it, never before. Slices are by check id, then by
+ * environment id; entities by environment id (`null`: the rollup), since all are the system's own.
+ * Keyed by ids the records already hold, so the lookups of every run build no key strings.
  */
 export interface SystemSnapshot {
   readonly system: SystemRecord | undefined;
   readonly assignments: ReadonlyMap<string, AssignmentRecord>;
-  readonly slices: ReadonlyMap<string, SliceRecord>;
-  readonly entities: ReadonlyMap<string, EntityRecord>;
+  readonly slices: ReadonlyMap<string, CheckSlices>;
+  readonly entities: ReadonlyMap<string | null, EntityRecord>;
 }
 
 /** Everything one workspace changed, for the store to persist in one unit of work. */
@@ -69,10 +74,9 @@ export interface WorkspaceChanges {
 }
 
 /**
- * The key of a slice in a workspace's map: the check id's length, the check id, then the
+ * The key of a slice in a workspace's change sets: the check id's length, the check id, then the
  * environment id after a `/` (nothing for the env-less slice). Collision-free for any strings,
- * since the length says where the check id ends. Built for every slice of the system on every
- * evaluation, so it is a concatenation, not `JSON.stringify` (about ten times cheaper).
+ * since the length says where the check id ends.
  */
 function sliceMapKey(checkId: string, environmentId: string | null): string {
   return environmentId === null ? `${checkId.length}:${checkId}` : `${checkId.length}:${checkId}/${environmentId}`;
@@ -114,21 +118,27 @@ export function runRejection(
 export class SystemWorkspace {
   private system: SystemRecord | undefined;
   // Read through these; change them only through `writable*()`, which copies a map still shared
-  // with a snapshot first.
+  // with a snapshot first (see `SystemSnapshot` for the keys).
   private assignments = new Map<string, AssignmentRecord>();
-  private slices = new Map<string, SliceRecord>();
-  private entities = new Map<string, EntityRecord>();
+  private slices = new Map<string, Map<string | null, SliceRecord>>();
+  private entities = new Map<string | null, EntityRecord>();
   private sharedAssignments = false;
   private sharedSlices = false;
   private sharedEntities = false;
+  /** The checks whose map of slices this workspace made (the others' are a snapshot's). */
+  private readonly ownCheckSlices = new Set<string>();
 
   private systemDirty = false;
   private systemDeleted = false;
+  /** Whether the topology changed since the entities were last evaluated (`applyTopologyChange`). */
+  private topologyChanged = false;
   private readonly dirtyAssignments = new Set<string>();
   private readonly deletedAssignments = new Set<string>();
-  private readonly dirtySlices = new Set<string>();
+  /** Changed slices by `sliceMapKey`, each with its record as it now is. */
+  private readonly dirtySlices = new Map<string, SliceRecord>();
   private readonly deletedSlices = new Map<string, SliceKey>();
-  private readonly dirtyEntities = new Set<string>();
+  /** Environment ids (`null`: the rollup) of the changed entities. */
+  private readonly dirtyEntities = new Set<string | null>();
   private readonly transitions: HealthTransitionRecord[] = [];
   private readonly events: HealthEvent[] = [];
   private readonly maintenance = new Map<string, MaintenanceRecord>();
@@ -136,7 +146,7 @@ export class SystemWorkspace {
   private readonly flapping: FlappingConfig;
   /** A slice's evaluated status; a slice without runs reads as healthy. */
   private readonly sliceStatus = (checkId: string, environmentId: string | null): HealthStatus =>
-    this.slices.get(sliceMapKey(checkId, environmentId))?.state.status ?? "healthy";
+    this.slices.get(checkId)?.get(environmentId)?.state.status ?? "healthy";
 
   constructor(
     readonly systemId: string,
@@ -152,8 +162,8 @@ export class SystemWorkspace {
     this.system = loaded.system;
     this.flapping = options.flapping ?? DEFAULT_FLAPPING;
     for (const assignment of loaded.assignments ?? []) this.assignments.set(assignment.checkId, assignment);
-    for (const slice of loaded.slices ?? []) this.slices.set(sliceMapKey(slice.checkId, slice.environmentId), slice);
-    for (const entity of loaded.entities ?? []) this.entities.set(entity.entityId, entity);
+    for (const slice of loaded.slices ?? []) this.writableSlicesOf(slice.checkId).set(slice.environmentId, slice);
+    for (const entity of loaded.entities ?? []) this.entities.set(entity.environmentId, entity);
     for (const window of loaded.maintenance ?? []) this.maintenance.set(window.maintenanceId, window);
   }
 
@@ -170,8 +180,8 @@ export class SystemWorkspace {
     const workspace = new SystemWorkspace(systemId, { system: snapshot.system, maintenance }, options);
     // Never changed through these references: the first change copies (`writable*`).
     workspace.assignments = snapshot.assignments as Map<string, AssignmentRecord>;
-    workspace.slices = snapshot.slices as Map<string, SliceRecord>;
-    workspace.entities = snapshot.entities as Map<string, EntityRecord>;
+    workspace.slices = snapshot.slices as Map<string, Map<string | null, SliceRecord>>;
+    workspace.entities = snapshot.entities as Map<string | null, EntityRecord>;
     workspace.sharedAssignments = true;
     workspace.sharedSlices = true;
     workspace.sharedEntities = true;
@@ -186,15 +196,49 @@ export class SystemWorkspace {
     return this.assignments;
   }
 
-  private writableSlices(): Map<string, SliceRecord> {
+  /** The slices of `checkId`, to change (an empty map, added, when it has none). */
+  private writableSlicesOf(checkId: string): Map<string | null, SliceRecord> {
     if (this.sharedSlices) {
       this.slices = new Map(this.slices);
       this.sharedSlices = false;
     }
-    return this.slices;
+    const current = this.slices.get(checkId);
+    if (current !== undefined && this.ownCheckSlices.has(checkId)) return current;
+    const own = new Map(current);
+    this.slices.set(checkId, own);
+    this.ownCheckSlices.add(checkId);
+    return own;
   }
 
-  private writableEntities(): Map<string, EntityRecord> {
+  /** Stores a slice's new record and marks it for writing. */
+  private putSlice(slice: SliceRecord): void {
+    this.writableSlicesOf(slice.checkId).set(slice.environmentId, slice);
+    const key = sliceMapKey(slice.checkId, slice.environmentId);
+    this.dirtySlices.set(key, slice);
+    this.deletedSlices.delete(key);
+  }
+
+  /** Removes a slice and marks it for deletion. */
+  private removeSlice(slice: SliceRecord): void {
+    const own = this.writableSlicesOf(slice.checkId);
+    own.delete(slice.environmentId);
+    // No empty maps kept: a workspace holds the same maps whether made from a snapshot or records.
+    if (own.size === 0) {
+      this.slices.delete(slice.checkId);
+      this.ownCheckSlices.delete(slice.checkId);
+    }
+    const key = sliceMapKey(slice.checkId, slice.environmentId);
+    this.dirtySlices.delete(key);
+    this.deletedSlices.set(key, { systemId: slice.systemId, checkId: slice.checkId, environmentId: slice.environmentId });
+  }
+
+  /** The entity record with this id, if the workspace holds one (entities are by environment). */
+  private entityById(entityId: string): EntityRecord | undefined {
+    for (const record of this.entities.values()) if (record.entityId === entityId) return record;
+    return undefined;
+  }
+
+  private writableEntities(): Map<string | null, EntityRecord> {
     if (this.sharedEntities) {
       this.entities = new Map(this.entities);
       this.sharedEntities = false;
@@ -229,6 +273,7 @@ export class SystemWorkspace {
     this.system = { systemId: system.systemId, environmentIds: [...system.environmentIds] };
     this.systemDirty = true;
     this.systemDeleted = false;
+    this.topologyChanged = true;
     return true;
   }
 
@@ -239,6 +284,7 @@ export class SystemWorkspace {
     this.system = undefined;
     this.systemDeleted = true;
     this.systemDirty = false;
+    this.topologyChanged = true;
     return true;
   }
 
@@ -249,11 +295,10 @@ export class SystemWorkspace {
     this.writableAssignments().set(assignment.checkId, assignment);
     this.dirtyAssignments.add(assignment.checkId);
     this.deletedAssignments.delete(assignment.checkId);
+    this.topologyChanged = true;
     if (before !== undefined && !sameThresholds(before.thresholds, assignment.thresholds)) {
-      for (const [key, slice] of this.slices) {
-        if (slice.checkId !== assignment.checkId) continue;
-        this.writableSlices().set(key, { ...slice, state: reevaluateSlice(slice.state, assignment.thresholds) });
-        this.dirtySlices.add(key);
+      for (const slice of [...(this.slices.get(assignment.checkId)?.values() ?? [])]) {
+        this.putSlice({ ...slice, state: reevaluateSlice(slice.state, assignment.thresholds) });
       }
     }
     return true;
@@ -265,6 +310,7 @@ export class SystemWorkspace {
     this.writableAssignments().delete(checkId);
     this.dirtyAssignments.delete(checkId);
     this.deletedAssignments.add(checkId);
+    this.topologyChanged = true;
     // Its slices go with it, so a check assigned again starts from the baseline.
     this.pruneSlices();
     return true;
@@ -275,20 +321,14 @@ export class SystemWorkspace {
    * or the selector, check unassigned), so that a slice that comes back starts from the baseline.
    */
   pruneSlices(): void {
-    const live = new Set<string>();
-    if (this.system !== undefined) {
-      for (const assignment of this.assignments.values()) {
-        for (const environmentId of effectiveSlices(assignment, this.system)) {
-          live.add(sliceMapKey(assignment.checkId, environmentId));
-        }
-      }
+    const system = this.system;
+    const dead: SliceRecord[] = [];
+    for (const [checkId, slices] of this.slices) {
+      const assignment = this.assignments.get(checkId);
+      const live = system === undefined || assignment === undefined ? [] : effectiveSlices(assignment, system);
+      for (const slice of slices.values()) if (!live.includes(slice.environmentId)) dead.push(slice);
     }
-    for (const [key, slice] of this.slices) {
-      if (live.has(key)) continue;
-      this.writableSlices().delete(key);
-      this.dirtySlices.delete(key);
-      this.deletedSlices.set(key, { systemId: slice.systemId, checkId: slice.checkId, environmentId: slice.environmentId });
-    }
+    for (const slice of dead) this.removeSlice(slice);
   }
 
   /**
@@ -298,20 +338,20 @@ export class SystemWorkspace {
    */
   applyRun(run: StoredRun): HealthEvent[] {
     const assignment = this.assignments.get(run.checkId) as AssignmentRecord;
-    const key = sliceMapKey(run.checkId, run.environmentId);
-    const previous = this.slices.get(key)?.state ?? INITIAL_SLICE_STATE;
+    // The check id as the assignment holds it: one string for every lookup of this check.
+    const checkId = assignment.checkId;
+    const previous = this.slices.get(checkId)?.get(run.environmentId)?.state ?? INITIAL_SLICE_STATE;
     const state: SliceState = stepSlice(previous, run.status, assignment.thresholds);
     // Frozen, as every record this workspace writes on a run: a store may keep it without a copy.
-    this.writableSlices().set(
-      key,
-      Object.freeze({ systemId: this.systemId, checkId: run.checkId, environmentId: run.environmentId, state: Object.freeze(state) }),
-    );
-    this.dirtySlices.add(key);
-    this.deletedSlices.delete(key);
+    this.putSlice(Object.freeze({ systemId: this.systemId, checkId, environmentId: run.environmentId, state: Object.freeze(state) }));
     const produced: HealthEvent[] = [];
     if (this.system === undefined) return produced;
-    // Only the entities the run touches (the rollup and its environment's entity) are evaluated.
-    const views = aggregateRunEntities(this.system, this.assignments.values(), this.sliceStatus, run.environmentId);
+    // Only the entities the run touches (the rollup and its environment's entity) are evaluated,
+    // and aggregated again only when the slice's status changed (see `standingViews`).
+    const views =
+      state.status === previous.status && !this.topologyChanged
+        ? this.standingViews(run.environmentId)
+        : aggregateRunEntities(this.system, this.assignments.values(), this.sliceStatus, run.environmentId);
     const cause = { runId: run.runId, checkId: run.checkId };
     const flappingOf = this.entityFlapping();
     for (const view of views) {
@@ -319,6 +359,29 @@ export class SystemWorkspace {
     }
     for (const event of produced) this.events.push(event);
     return produced;
+  }
+
+  /**
+   * The entities a run of `environmentId` touches, as they stand: what `aggregateRunEntities`
+   * returns when no slice status and nothing of the topology changed since they were evaluated.
+   * Every entity's stored state is the aggregation (SPEC §6) of the slice statuses and topology
+   * it was last evaluated with: a run re-evaluates the entities its slice feeds, a topology change
+   * every entity (`topologyChanged` says one is pending), all in the unit of work that changed
+   * them. So with the statuses unchanged, each stored state is the aggregation now, and a stored
+   * entity exists exactly when the aggregation has it (no rollup: no counted check, no entity).
+   * Most runs leave their slice's status as it was: this skips looking up every slice of the system.
+   */
+  private standingViews(environmentId: string | null): EntityView[] {
+    const views: EntityView[] = [];
+    const rollup = this.entities.get(null);
+    if (rollup === undefined || rollup.state === null) return views;
+    views.push({ entityId: rollup.entityId, systemId: rollup.systemId, environmentId: null, state: rollup.state });
+    if (environmentId === null) return views;
+    const entity = this.entities.get(environmentId);
+    if (entity !== undefined && entity.state !== null) {
+      views.push({ entityId: entity.entityId, systemId: entity.systemId, environmentId, state: entity.state });
+    }
+    return views;
   }
 
   /**
@@ -340,12 +403,13 @@ export class SystemWorkspace {
       present.add(view.entityId);
       produced.push(...this.updateEntity(view, cause, occurredAt, flappingOf(view)));
     }
-    for (const [entityId, record] of this.entities) {
-      if (present.has(entityId) || record.state === null) continue;
-      this.writableEntities().set(entityId, { ...record, state: null });
-      this.dirtyEntities.add(entityId);
+    for (const [environmentId, record] of this.entities) {
+      if (present.has(record.entityId) || record.state === null) continue;
+      this.writableEntities().set(environmentId, { ...record, state: null });
+      this.dirtyEntities.add(environmentId);
     }
     this.events.push(...produced);
+    this.topologyChanged = false;
     return produced;
   }
 
@@ -378,7 +442,7 @@ export class SystemWorkspace {
    * with the entity's settings `flapping`).
    */
   private updateEntity(view: EntityView, cause: EvaluationCause, occurredAt: string, flapping: FlappingConfig): HealthEvent[] {
-    const record = this.entities.get(view.entityId);
+    const record = this.entities.get(view.environmentId);
     const previous = record?.state ?? null;
     const status = view.state.status;
     // A (re-)created entity starts a new life: fresh flap history.
@@ -459,9 +523,10 @@ export class SystemWorkspace {
       flappingFrom === (record.flappingFrom ?? null);
     if (!unchanged) {
       this.writableEntities().set(
-        view.entityId,
+        view.environmentId,
         Object.freeze({
-          entityId: view.entityId,
+          // The stored id when there is one: the same string, not an equal one built again.
+          entityId: record?.entityId ?? view.entityId,
           systemId: view.systemId,
           environmentId: view.environmentId,
           state: Object.freeze(view.state),
@@ -470,7 +535,7 @@ export class SystemWorkspace {
           flappingFrom,
         }),
       );
-      this.dirtyEntities.add(view.entityId);
+      this.dirtyEntities.add(view.environmentId);
     }
     return events;
   }
@@ -531,7 +596,7 @@ export class SystemWorkspace {
       }
       if (window.startedEntities !== null && !window.ended && Date.parse(window.end) <= now.getTime()) {
         for (const entityId of window.startedEntities) {
-          const entity = this.entities.get(entityId);
+          const entity = this.entityById(entityId);
           if (entity === undefined) continue;
           const log = logOf(entityId);
           const current = entity.state?.status ?? "healthy";
@@ -561,10 +626,10 @@ export class SystemWorkspace {
       base: { eventId: string; entityId: string; systemId: string; environmentId: string | null; occurredAt: string },
     ) => HealthEvent,
   ): HealthEvent {
-    const record = this.entities.get(entityId) as EntityRecord;
+    const record = this.entityById(entityId) as EntityRecord;
     const sequence = record.sequence + 1;
-    this.writableEntities().set(entityId, { ...record, sequence });
-    this.dirtyEntities.add(entityId);
+    this.writableEntities().set(record.environmentId, { ...record, sequence });
+    this.dirtyEntities.add(record.environmentId);
     return build(sequence, {
       eventId: eventIdOf(entityId, sequence),
       entityId,
@@ -584,6 +649,7 @@ export class SystemWorkspace {
     // From now on the maps belong to the snapshot too: a later change here copies them first.
     this.sharedAssignments = true;
     this.sharedSlices = true;
+    this.ownCheckSlices.clear();
     this.sharedEntities = true;
     return { system: this.system, assignments: this.assignments, slices: this.slices, entities: this.entities };
   }
@@ -609,9 +675,9 @@ export class SystemWorkspace {
       systemDeleted: this.systemDeleted,
       assignments: [...this.dirtyAssignments].map((checkId) => this.assignments.get(checkId) as AssignmentRecord),
       deletedAssignments: [...this.deletedAssignments],
-      slices: [...this.dirtySlices].map((key) => this.slices.get(key) as SliceRecord),
+      slices: [...this.dirtySlices.values()],
       deletedSlices: [...this.deletedSlices.values()],
-      entities: [...this.dirtyEntities].map((entityId) => this.entities.get(entityId) as EntityRecord),
+      entities: [...this.dirtyEntities].map((environmentId) => this.entities.get(environmentId) as EntityRecord),
       transitions: [...this.transitions],
       events: [...this.events],
       maintenance: [...this.dirtyMaintenance].map((id) => this.maintenance.get(id) as MaintenanceRecord),

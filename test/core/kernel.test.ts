@@ -614,7 +614,7 @@ describe("SystemWorkspace snapshots", () => {
   const recordsOf = (snapshot: ReturnType<SystemWorkspace["snapshot"]>) => ({
     system: snapshot.system,
     assignments: [...snapshot.assignments.values()],
-    slices: [...snapshot.slices.values()],
+    slices: [...snapshot.slices.values()].flatMap((slices) => [...slices.values()]),
     entities: [...snapshot.entities.values()],
   });
   const operation = fc.oneof(
@@ -663,6 +663,63 @@ describe("SystemWorkspace snapshots", () => {
         expect(recordsOf(snapshot)).toEqual(frozenBefore);
         // A unit of work that fails is dropped; the next one starts from the same snapshot.
         if (index !== failing) snapshot = fromSnapshot.snapshot();
+      }
+    },
+  );
+});
+
+describe("SystemWorkspace evaluation", () => {
+  const LETTERS: Readonly<Record<HealthStatus, string>> = { healthy: "h", degraded: "d", unhealthy: "u" };
+  const operation = fc.oneof(
+    { weight: 8, arbitrary: fc.record({ kind: fc.constant("run" as const), check: fc.nat(), environment: fc.nat(), status }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("assign" as const), setup: checkSetup }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("unassign" as const), check: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("membership" as const), environments: fc.subarray([...ENVIRONMENTS]) }) },
+  );
+
+  // A run that leaves its slice's status as it was reuses the stored entity states instead of
+  // aggregating again: this holds that to the full aggregation after every step.
+  test.prop([fc.array(operation, { maxLength: 60 })], { numRuns: 300 })(
+    "after every run and topology change the live entities are the §6 aggregation of the slices as they now are, and a run evaluates the rollup and its environment's entity",
+    (ops) => {
+      const ws = workspace(ENVIRONMENTS, [assignment("a"), assignment("b", { environmentIds: ["prod"] })]);
+      for (const op of ops) {
+        const before = new Map(ws.listEntities().map((record) => [record.entityId, record]));
+        let ranIn: string | null | undefined;
+        const assignments = ws.listAssignments();
+        if (op.kind === "run") {
+          const record = assignments[op.check % Math.max(1, assignments.length)];
+          const system = ws.getSystem();
+          if (record === undefined || system === undefined) continue;
+          const candidates = [null, ...ENVIRONMENTS].filter(
+            (environmentId) => runRejection(system, record, { systemId: "sys", checkId: record.checkId, environmentId }) === undefined,
+          );
+          if (candidates.length === 0) continue;
+          ranIn = candidates[op.environment % candidates.length] as string | null;
+          ws.applyRun(storedRun(record.checkId, ranIn, op.status));
+        } else {
+          if (op.kind === "assign") ws.setAssignment(assignment(op.setup.checkId, op.setup));
+          else if (op.kind === "unassign") ws.deleteAssignment(assignments[op.check % Math.max(1, assignments.length)]?.checkId ?? "none");
+          else ws.setSystem({ systemId: "sys", environmentIds: op.environments });
+          ws.applyTopologyChange(T0);
+        }
+        const { slices } = ws.snapshot();
+        const system = ws.getSystem();
+        const expected =
+          system === undefined
+            ? []
+            : aggregateSystem(system, ws.listAssignments(), (checkId, environmentId) => slices.get(checkId)?.get(environmentId)?.state.status ?? H);
+        const live = ws.listEntities().filter((record) => record.state !== null);
+        expect(Object.fromEntries(live.map((record) => [record.entityId, record.state]))).toEqual(
+          Object.fromEntries(expected.map((view) => [view.entityId, view.state])),
+        );
+        if (ranIn === undefined) continue;
+        for (const view of expected) {
+          if (view.environmentId !== null && view.environmentId !== ranIn) continue;
+          const previous = before.get(view.entityId);
+          const history = previous?.state == null ? "" : (previous.history ?? "");
+          expect(live.find((record) => record.entityId === view.entityId)?.history).toBe((history + LETTERS[view.state.status]).slice(-21));
+        }
       }
     },
   );
