@@ -63,6 +63,7 @@ const TWITCHY: Thresholds = {
 const TABLES = [
   "systems",
   "buckets",
+  "bucket_deltas",
   "maintenance",
   "assignments",
   "slices",
@@ -580,7 +581,7 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         `INSERT INTO "${schema}".assignments (system_id, check_id, thresholds, environment_ids, enabled, paused)
          VALUES ('old', 'c', '${JSON.stringify(TWITCHY)}', NULL, true, false)`,
       );
-      expect(await migrate(client, { schema })).toEqual({ applied: ["0003_assignment_flapping", "0004_state_versions"] });
+      expect(await migrate(client, { schema })).toEqual({ applied: ["0003_assignment_flapping", "0004_state_versions", "0005_bucket_deltas"] });
       expect(await migrate(client, { schema })).toEqual({ applied: [] });
       const adapter = createPostgresAdapter({ client, schema, listen: false });
       fixture().defer(() => adapter.close());
@@ -864,14 +865,17 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       const tables = (text: string) => [...text.matchAll(/INSERT INTO "[^"]+"\.(\w+)/gu)].map((match) => match[1]);
       if (fixture().backend === "pglite") {
         // One connection in this thread: nothing to overlap, every write in one statement as before.
-        expect(writes.map(tables)).toEqual([["state_versions", "runs", "buckets", "slices", "entities", "transitions"]]);
+        expect(writes.map(tables)).toEqual([["state_versions", "runs", "bucket_deltas", "slices", "entities", "transitions"]]);
       } else {
-        // Runs and buckets together and first (sent while the kernel ran); the state's few rows
-        // wait for COMMIT, in one statement.
-        expect(writes.map(tables)).toEqual([["runs", "buckets"], ["state_versions", "slices", "entities", "transitions"]]);
+        // Runs and bucket deltas together and first (sent while the kernel ran); the state's few
+        // rows wait for COMMIT, in one statement.
+        expect(writes.map(tables)).toEqual([["runs", "bucket_deltas"], ["state_versions", "slices", "entities", "transitions"]]);
       }
+      // One delta per bucket (a slice's hour): 10 here, fewer than foldBucketDeltasAfter, so no fold.
+      expect(await count(fixture(), "bucket_deltas")).toBe(10);
       expect(await count(fixture(), "runs")).toBe(size);
-      expect(await fixture().query(`SELECT sum(runs)::int AS n FROM "${fixture().schema}".buckets`)).toEqual([{ n: size }]);
+      const bucketed = `SELECT (SELECT coalesce(sum(runs), 0) FROM "${fixture().schema}".buckets) + (SELECT sum(runs) FROM "${fixture().schema}".bucket_deltas) AS n`;
+      expect(await fixture().query(`SELECT (${bucketed})::int AS n`)).toEqual([{ n: size }]);
 
       // A failure in the statement sent early fails the whole unit of work: nothing of it is kept.
       await fixture().query(
@@ -884,7 +888,7 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       // The early statement's own error, not "current transaction is aborted" (25P02).
       expect(failed._unsafeUnwrapErr()).toMatchObject({ name: "StoreError", cause: { code: "23514", message: "refused" } });
       expect(await count(fixture(), "runs")).toBe(size);
-      expect(await fixture().query(`SELECT sum(runs)::int AS n FROM "${fixture().schema}".buckets`)).toEqual([{ n: size }]);
+      expect(await fixture().query(`SELECT (${bucketed})::int AS n`)).toEqual([{ n: size }]);
       expect(await fixture().query(`SELECT entity_id, sequence, state FROM "${fixture().schema}".entities ORDER BY entity_id`)).toEqual(before);
       expect(await count(fixture(), "outbox")).toBe(3);
       expect((await engine.getHealth("checkout"))._unsafeUnwrap()?.status).toBe("unhealthy");
@@ -937,8 +941,11 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
   });
 
   describe("buckets", () => {
-    it("adds into the stored bucket in SQL: counts and sums add, min/max skip NULLs, sketch bins add key by key", async () => {
-      const adapter = fixture().adapter();
+    it.each([
+      { name: "folded at every write (in SQL)", foldBucketDeltasAfter: 1 },
+      { name: "pending as deltas (merged when read)", foldBucketDeltasAfter: 100 },
+    ])("adds into the stored bucket, $name: counts and sums add, min/max skip NULLs, sketch bins add key by key", async ({ foldBucketDeltasAfter }) => {
+      const adapter = fixture().adapter({ foldBucketDeltasAfter });
       const key = bucketKeyOf("s", "c", null, "hour", 0);
       const deltas = [
         bucketOf(key, [{ status: "healthy", latencyMs: null }, { status: "degraded", latencyMs: null }]),
@@ -961,9 +968,72 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(stored?.sketch.zero).toBe(2);
       expect(Object.values(stored?.sketch.bins ?? {}).every((count) => Number.isInteger(count))).toBe(true);
       expect(sketchCount(stored!.sketch)).toBe(stored?.latencyCount);
-      const [raw] = await fixture().query<{ sketch_bins: unknown; latency_min: unknown }>(`SELECT sketch_bins, latency_min FROM "${fixture().schema}".buckets`);
-      expect(raw?.latency_min).toBe(0);
-      expect(Object.values(raw?.sketch_bins as Record<string, unknown>).every((count) => typeof count === "number")).toBe(true);
+      const raw = await fixture().query<{ sketch_bins: unknown; latency_min: unknown }>(`SELECT sketch_bins, latency_min FROM "${fixture().schema}".buckets`);
+      if (foldBucketDeltasAfter === 1) {
+        expect(await count(fixture(), "bucket_deltas")).toBe(0);
+        expect(raw).toHaveLength(1);
+        expect(raw[0]?.latency_min).toBe(0);
+        expect(Object.values(raw[0]?.sketch_bins as Record<string, unknown>).every((count) => typeof count === "number")).toBe(true);
+      } else {
+        expect(raw).toEqual([]);
+        expect(await count(fixture(), "bucket_deltas")).toBe(deltas.length);
+      }
+    });
+
+    it("folds a system's pending deltas, once this adapter appended foldBucketDeltasAfter of them, into one bucket row each: every read the same before and after", async () => {
+      const adapter = fixture().adapter({ foldBucketDeltasAfter: 5 });
+      const keys = [
+        bucketKeyOf("s1", "c", null, "hour", 0),
+        bucketKeyOf("s1", "c", "prod", "hour", 0),
+        bucketKeyOf("s1", "c", "prod", "hour", HOUR),
+        bucketKeyOf("s1", "d", "", "hour", 0),
+      ];
+      const other = bucketKeyOf("s2", "c", null, "hour", 0);
+      const statuses: readonly HealthStatus[] = ["healthy", "degraded", "unhealthy"];
+      const sample = (index: number): RunSample[] => [{ status: statuses[index % 3] ?? "healthy", latencyMs: index % 4 === 0 ? null : index * 7.5 }];
+      const added = new Map<string, RunBucket[]>();
+      const snapshot = async (systemId: string) => [
+        ...(await adapter.store.queryBuckets({ systemId, granularity: "hour", from: bat(0), to: bat(DAY) })),
+        ...(await adapter.store.queryBuckets({ systemId, environmentId: "prod", granularity: "hour", from: bat(0), to: bat(DAY) })),
+      ];
+      let index = 0;
+      // One addition per call: s1's fifth, tenth, … append folds every delta of s1; s2's never come to five.
+      for (const round of [0, 1, 2]) {
+        for (const key of [...keys, ...(round === 0 ? [other] : [])]) {
+          index += 1;
+          const delta = bucketOf(key, sample(index));
+          await inTx(adapter, (tx) => tx.addToBuckets([delta]));
+          added.set(slot(key), [...(added.get(slot(key)) ?? []), delta]);
+        }
+      }
+      const expectedOf = (key: BucketKey) => mergeBuckets(key, added.get(slot(key)) ?? []);
+      expect(await snapshot("s1")).toEqual([
+        ...[keys[0]!, keys[1]!, keys[3]!, keys[2]!].map(expectedOf),
+        ...[keys[1]!, keys[2]!].map(expectedOf),
+      ]);
+      expect(await snapshot("s2")).toEqual([expectedOf(other)]);
+      // 12 appends of s1: folded after the 5th and the 10th; two pending. s2's one is pending.
+      const pending = await fixture().query<{ system_id: string; n: number }>(
+        `SELECT system_id, count(*)::int AS n FROM "${fixture().schema}".bucket_deltas GROUP BY system_id ORDER BY system_id`,
+      );
+      expect(pending).toEqual([{ system_id: "s1", n: 2 }, { system_id: "s2", n: 1 }]);
+      expect(await count(fixture(), "buckets")).toBe(4);
+      // Retention's read folds the systems it lists first: the hours it rolls and deletes are whole.
+      const listed = await inTx(adapter, (tx) => tx.listBucketsBefore({ systemIds: ["s1", "s2"], granularity: "hour", before: bat(DAY), limit: 100 }));
+      expect(listed).toEqual([keys[0]!, keys[1]!, keys[3]!, other, keys[2]!].map(expectedOf));
+      expect(await count(fixture(), "bucket_deltas")).toBe(0);
+      expect(await snapshot("s1")).toEqual([...[keys[0]!, keys[1]!, keys[3]!, keys[2]!].map(expectedOf), ...[keys[1]!, keys[2]!].map(expectedOf)]);
+      // Deleting an hour deletes its pending deltas too.
+      const late = bucketOf(keys[0]!, sample(1));
+      await inTx(adapter, (tx) => tx.addToBuckets([late]));
+      await inTx(adapter, (tx) => tx.deleteBuckets([keys[0]!]));
+      expect((await adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: bat(0), to: bat(1) })).map(slot)).toEqual([slot(keys[1]!), slot(keys[3]!)]);
+      expect(await count(fixture(), "bucket_deltas")).toBe(0);
+      // A system whose only buckets are pending deltas has buckets all the same.
+      await inTx(adapter, (tx) => tx.addToBuckets([bucketOf(bucketKeyOf("s3", "c", null, "hour", 2 * HOUR))]));
+      expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "hour", before: bat(DAY) })).toEqual(["s1", "s2", "s3"]);
+      expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "hour", before: bat(2 * HOUR) })).toEqual(["s1", "s2"]);
+      expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "day", before: bat(DAY) })).toEqual([]);
     });
 
     it("adds a batch in one statement: distinct slices (env-less, '' and ':' apart), repeated keys merged, nothing on a bad bucket", async () => {
@@ -2057,11 +2127,11 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
     expect(buckets.reduce((total, bucket) => total + bucket.runs, 0)).toBe(perEngine * 2);
   });
 
-  it("adds to the same buckets from two pools concurrently without losing a run or deadlocking (the merge is atomic in SQL)", async () => {
+  it.each([1, 3, 64])("adds to the same buckets from two pools concurrently without losing a run or deadlocking (deltas folded after %i appends)", async (foldBucketDeltasAfter) => {
     const { schema } = fixture();
     await migrate(fixture().client, { schema });
     const pools = [fixture().extraPool({ max: 4 }), fixture().extraPool({ max: 4 })];
-    const adapters = pools.map((pool) => createPostgresAdapter({ client: pool, schema }));
+    const adapters = pools.map((pool) => createPostgresAdapter({ client: pool, schema, foldBucketDeltasAfter }));
     for (const adapter of adapters) fixture().defer(() => adapter.close());
     const prod = bucketKeyOf("shared", "http", "prod", "hour", 0);
     const envless = bucketKeyOf("shared", "http", null, "hour", 0);
@@ -2072,8 +2142,8 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
       ]),
     );
     const others = deltas.map((_, i) => bucketOf(envless, [{ status: "healthy", latencyMs: i + 0.5 }]));
-    // No lock keys: only the upsert's row locks order these transactions. Each holds them a moment,
-    // and half of them list the two buckets the other way round.
+    // No lock keys: only row locks order these transactions (a fold's deltas, then its buckets).
+    // Each holds them a moment, and half of them list the two buckets the other way round.
     await Promise.all(
       deltas.map((delta, i) =>
         adapters[i % 2]!.store.transaction({ lockKeys: [] }, async (tx) => {
@@ -2091,6 +2161,9 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
     expect(stored?.runs).toBe(160);
     const all = await adapters[1]!.store.queryBuckets(query);
     expect(all.find((bucket) => bucket.environmentId === null)?.runs).toBe(80);
+    // Each pool folded at its every foldBucketDeltasAfter-th append: what is left is less than that per pool.
+    expect(await count(fixture(), "bucket_deltas")).toBeLessThan(2 * foldBucketDeltasAfter);
+    if (foldBucketDeltasAfter < 64) expect(await count(fixture(), "buckets")).toBe(2);
   });
 
   it("never leases one event to two consumers claiming concurrently from two pools", async () => {

@@ -1,6 +1,6 @@
 // Entry of healthstate/adapters/postgres: the Postgres and PGlite reference adapter.
 import { ValidationError, type AdapterCapabilities, type ConfigurationIssue, type HealthAdapter } from "healthstate";
-import { Lifecycle, barrierKeyOf, type AdapterContext } from "./context";
+import { BucketDeltaCounter, Lifecycle, barrierKeyOf, type AdapterContext } from "./context";
 import { KeyedMutex } from "./keyed-mutex";
 import { AvailabilityHub, pgListen, pgliteListen, type ListenStarter } from "./notifications";
 import { PostgresEmitter } from "./postgres-emitter";
@@ -69,6 +69,16 @@ export interface PostgresAdapterOptions {
    * 1.21, or with `max_prepared_statements = 0`). Ignored for PGlite. @default true
    */
   readonly preparedStatements?: boolean;
+  /**
+   * How many hourly bucket delta rows this adapter appends for one system before it folds that
+   * system's pending deltas into its buckets, in the same transaction. Every run adds into its
+   * slice's hourly bucket; an upsert per bucket on every write was the costliest statement of a
+   * batch, so additions are appended as plain rows (`bucket_deltas`) and folded in bulk, and reads
+   * add what is pending (docs/postgres.md, *Bucket deltas*). Higher: cheaper writes, more rows
+   * per read and in the table (at most about this many per system and writing process). `1`
+   * folds at every write. @default 64
+   */
+  readonly foldBucketDeltasAfter?: number;
   /** Retries of a transaction after a deadlock, lock timeout, serialization failure or lost connection. */
   readonly retry?: Partial<TransactionRetryOptions>;
   /**
@@ -122,6 +132,7 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): Postgres
   const idleInTransactionTimeoutMs = nonNegativeInt(options.idleInTransactionTimeoutMs, 60_000, "idleInTransactionTimeoutMs", issues);
   const statementTimeoutMs = nonNegativeInt(options.statementTimeoutMs, 30_000, "statementTimeoutMs", issues);
   const maxLockKeys = nonNegativeInt(options.maxLockKeys, 64, "maxLockKeys", issues);
+  const foldBucketDeltasAfter = nonNegativeInt(options.foldBucketDeltasAfter, 64, "foldBucketDeltasAfter", issues, 1);
   const retry: TransactionRetryOptions = {
     maxAttempts: nonNegativeInt(options.retry?.maxAttempts, DEFAULT_TRANSACTION_RETRY.maxAttempts, "retry.maxAttempts", issues, 1),
     initialDelayMs: nonNegativeInt(options.retry?.initialDelayMs, DEFAULT_TRANSACTION_RETRY.initialDelayMs, "retry.initialDelayMs", issues),
@@ -160,6 +171,7 @@ export function createPostgresAdapter(options: PostgresAdapterOptions): Postgres
     barrierKey: barrierKeyOf(names.schema),
     hub,
     lifecycle,
+    bucketDeltas: new BucketDeltaCounter(foldBucketDeltasAfter),
   };
   return {
     store: new PostgresStore(ctx),

@@ -259,12 +259,41 @@ CREATE TRIGGER entities_state_version AFTER INSERT OR UPDATE OR DELETE ON entiti
   EXECUTE FUNCTION bump_state_version();
 `;
 
+const BUCKET_DELTAS = `
+-- Hourly bucket additions not yet folded into buckets. Every run used to add into its slice's
+-- hourly bucket with an upsert, the costliest statement of a unit of work (a conflict check, a
+-- row lock and a new version of a wide row, per run). addToBuckets now appends plain rows here
+-- and, once an adapter has appended enough of one system's, folds them all into buckets in one
+-- statement (DELETE … RETURNING, summed per bucket, one upsert per bucket). Readers add the
+-- pending rows of what they read; retention folds a system's rows before rolling its hours.
+-- No key: several rows may hold additions to one bucket.
+CREATE TABLE bucket_deltas (
+  system_id text NOT NULL,
+  check_id text NOT NULL,
+  environment_id text,
+  start_ms bigint NOT NULL,
+  runs bigint NOT NULL,
+  healthy bigint NOT NULL,
+  degraded bigint NOT NULL,
+  unhealthy bigint NOT NULL,
+  latency_count bigint NOT NULL,
+  latency_sum double precision NOT NULL,
+  latency_min double precision,
+  latency_max double precision,
+  sketch_zero bigint NOT NULL,
+  sketch_bins jsonb NOT NULL
+);
+-- Reads and folds select one system's rows (and a range of starts).
+CREATE INDEX bucket_deltas_system_id_start_ms_idx ON bucket_deltas (system_id, start_ms);
+`;
+
 /** The adapter's migrations, in the order they are applied. Never edit one that was released. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   Object.freeze({ id: "0001_initial", sql: INITIAL.trim() + "\n" }),
   Object.freeze({ id: "0002_history_maintenance", sql: HISTORY_MAINTENANCE.trim() + "\n" }),
   Object.freeze({ id: "0003_assignment_flapping", sql: ASSIGNMENT_FLAPPING.trim() + "\n" }),
   Object.freeze({ id: "0004_state_versions", sql: STATE_VERSIONS.trim() + "\n" }),
+  Object.freeze({ id: "0005_bucket_deltas", sql: BUCKET_DELTAS.trim() + "\n" }),
 ]);
 
 /** The checksum `migrate` records for a migration: SHA-256 (hex) of its SQL text. */

@@ -211,26 +211,35 @@ export class PostgresStore implements HealthStore {
     return rows.map((row) => row.system_id).sort(compareStrings);
   }
 
-  /** Ordered oldest first, then by slice (system, check, environment; env-less first), as the memory adapter. */
+  /**
+   * Ordered oldest first, then by slice (system, check, environment; env-less first), as the
+   * memory adapter. Hourly buckets include their pending deltas (`bucket_deltas`), read in the
+   * same statement as the buckets, so a fold committing meanwhile is seen entirely or not at all.
+   */
   async queryBuckets(query: BucketQuery): Promise<RunBucket[]> {
     this.#ctx.lifecycle.assertOpen("store.queryBuckets");
     const from = dateToMs(query.from, "from");
     const to = dateToMs(query.to, "to");
+    const filter = "system_id = $1 AND start_ms >= $3::bigint AND start_ms < $4::bigint AND ($5::text IS NULL OR environment_id = $5::text)";
     const { rows } = await this.#ctx.sql.query<BucketRow>(
-      `SELECT ${BUCKET_COLUMNS} FROM ${this.#q}.buckets
-        WHERE system_id = $1 AND granularity = $2 AND start_ms >= $3::bigint AND start_ms < $4::bigint
-          AND ($5::text IS NULL OR environment_id = $5::text)
-        ORDER BY ${BUCKET_ORDER}`,
+      `SELECT ${BUCKET_COLUMNS} FROM ${this.#q}.buckets WHERE granularity = $2 AND ${filter}
+       UNION ALL
+       SELECT ${DELTA_COLUMNS} FROM ${this.#q}.bucket_deltas WHERE $2 = 'hour' AND ${filter}`,
       [query.systemId, query.granularity, from, to, query.environmentId ?? null],
     );
-    return rows.map(toBucket).sort(compareBuckets);
+    return mergeBucketRows(rows).sort(compareBuckets);
   }
 
-  /** Sorted system ids, each once (index `buckets_granularity_start_ms_idx`). */
+  /**
+   * Sorted system ids, each once (index `buckets_granularity_start_ms_idx`; the pending deltas,
+   * few by design, are scanned).
+   */
   async listSystemsWithBucketsBefore(query: { readonly granularity: BucketGranularity; readonly before: Date }): Promise<string[]> {
     this.#ctx.lifecycle.assertOpen("store.listSystemsWithBucketsBefore");
     const { rows } = await this.#ctx.sql.query<{ system_id: string }>(
-      `SELECT DISTINCT system_id FROM ${this.#q}.buckets WHERE granularity = $1 AND start_ms < $2::bigint`,
+      `SELECT system_id FROM ${this.#q}.buckets WHERE granularity = $1 AND start_ms < $2::bigint
+       UNION
+       SELECT system_id FROM ${this.#q}.bucket_deltas WHERE $1 = 'hour' AND start_ms < $2::bigint`,
       [query.granularity, dateToMs(query.before, "before")],
     );
     return rows.map((row) => row.system_id).sort(compareStrings);
@@ -881,47 +890,40 @@ class Transaction implements PostgresStoreTransaction {
   }
 
   /**
-   * One statement whatever the batch: `INSERT … ON CONFLICT DO UPDATE` adds each bucket into the
-   * stored one in SQL (counts and sums add, `least`/`greatest` combine min and max ignoring
-   * NULLs, sketch bins add key by key: `stored || {each delta key: stored + delta}`, so the cost
-   * follows the delta's bins, not the stored ones), so the merge is atomic per row: a concurrent writer's
-   * addition waits for the row lock and then adds onto the committed row; neither is lost. Rows
-   * are written in key order, so two batches cannot deadlock on each other. Keys repeated in the
-   * batch are merged first (`mergeBuckets`). Rejects with a `TypeError`, before any SQL, for
-   * a start that is not an ISO 8601 time or an unknown granularity.
+   * Hourly buckets are appended to `bucket_deltas` as plain rows (one `INSERT` whatever the
+   * batch: no conflict check, no row lock, no wide row rewritten per run), and once this adapter
+   * has appended `foldBucketDeltasAfter` rows of a system since its last fold, every pending delta
+   * of that system is folded into its buckets in the same transaction, right after (`FOLD_SQL`).
+   * Daily buckets (retention's rolls, rare) are upserted at once (`UPSERT_BUCKETS_SQL`). Either way
+   * no concurrent addition is lost: deltas are only ever added and folded, and a fold's upsert
+   * merges atomically per row. Keys repeated in the call are merged first (`mergeBuckets`).
+   * Rejects with a `TypeError`, before any SQL, for a start that is not an ISO 8601 time or an
+   * unknown granularity.
    */
   async addToBuckets(buckets: readonly RunBucket[]): Promise<void> {
     const rows = bucketRows(buckets);
-    if (rows.length === 0) return;
-    await this.#write("buckets",
-      `INSERT INTO ${this.#q}.buckets AS b (${BUCKET_COLUMNS})
-       SELECT ${BUCKET_COLUMNS}
-         FROM jsonb_to_recordset($1::jsonb)
-           AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint,
-                runs bigint, healthy bigint, degraded bigint, unhealthy bigint, latency_count bigint,
-                latency_sum double precision, latency_min double precision, latency_max double precision,
-                sketch_zero bigint, sketch_bins jsonb)
-        ORDER BY system_id, granularity, start_ms, check_id, coalesce(':' || environment_id, '')
-       ON CONFLICT (system_id, granularity, start_ms, check_id, environment_key) DO UPDATE
-         SET runs = b.runs + EXCLUDED.runs,
-             healthy = b.healthy + EXCLUDED.healthy,
-             degraded = b.degraded + EXCLUDED.degraded,
-             unhealthy = b.unhealthy + EXCLUDED.unhealthy,
-             latency_count = b.latency_count + EXCLUDED.latency_count,
-             latency_sum = b.latency_sum + EXCLUDED.latency_sum,
-             latency_min = least(b.latency_min, EXCLUDED.latency_min),
-             latency_max = greatest(b.latency_max, EXCLUDED.latency_max),
-             sketch_zero = b.sketch_zero + EXCLUDED.sketch_zero,
-             -- Only the delta's keys are visited (one or two for a run): each becomes stored + delta,
-             -- and || keeps every other stored key as it is.
-             sketch_bins = b.sketch_bins || coalesce(
-               (SELECT jsonb_object_agg(d.key, coalesce((b.sketch_bins ->> d.key)::numeric, 0) + d.value::numeric)
-                  FROM jsonb_each_text(EXCLUDED.sketch_bins) AS d),
-               '{}'::jsonb)`,
-      [jsonRows(rows)],
-      FIXED_PLAN,
-      rows.length,
-    );
+    const hourly = rows.filter((row) => row.granularity === "hour");
+    const daily = rows.filter((row) => row.granularity !== "hour");
+    // No await between the writes: issued in one synchronous stretch, they are sent together.
+    const writes: Promise<void>[] = [];
+    if (daily.length > 0) writes.push(this.#write("buckets", UPSERT_BUCKETS_SQL(this.#q), [jsonRows(daily)], FIXED_PLAN, daily.length));
+    if (hourly.length > 0) {
+      writes.push(this.#write("bucket_deltas", INSERT_DELTAS_SQL(this.#q), [jsonRows(hourly)], FIXED_PLAN, hourly.length));
+      const perSystem = new Map<string, number>();
+      for (const row of hourly) perSystem.set(row.system_id as string, (perSystem.get(row.system_id as string) ?? 0) + 1);
+      const due = this.#ctx.bucketDeltas.append(perSystem);
+      if (due.length > 0) writes.push(this.#foldBucketDeltas(due));
+    }
+    await Promise.all(writes);
+  }
+
+  /**
+   * Folds every pending delta of the systems into their hourly buckets (deferred, as a write; its
+   * own statement: it changes two tables). Rows locked by a concurrent fold are waited for, then
+   * found deleted and skipped: each delta is folded once.
+   */
+  #foldBucketDeltas(systemIds: readonly string[]): Promise<void> {
+    return this.#write(null, FOLD_SQL(this.#q), [arrayLiteral([...new Set(systemIds)].sort(compareStrings))]);
   }
 
   /** Absent keys are ignored. Rejects with a `TypeError`, before any SQL, for a start that is not an ISO 8601 time. */
@@ -934,16 +936,31 @@ class Transaction implements PostgresStoreTransaction {
       start_ms: isoToMs(key.start, "bucket start"),
     }));
     if (rows.length === 0) return;
-    await this.#write("buckets",
-      `DELETE FROM ${this.#q}.buckets b
-        USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint)
-        WHERE b.system_id = x.system_id AND b.granularity = x.granularity AND b.start_ms = x.start_ms
-          AND b.check_id = x.check_id AND b.environment_key = coalesce(':' || x.environment_id, '')`,
-      [jsonRows(rows)],
-    );
+    const keyRows = jsonRows(rows);
+    // An hourly bucket's pending deltas go with it (one statement: two tables, one WITH).
+    await Promise.all([
+      this.#write("buckets",
+        `DELETE FROM ${this.#q}.buckets b
+          USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint)
+          WHERE b.system_id = x.system_id AND b.granularity = x.granularity AND b.start_ms = x.start_ms
+            AND b.check_id = x.check_id AND b.environment_key = coalesce(':' || x.environment_id, '')`,
+        [keyRows],
+      ),
+      this.#write("bucket_deltas",
+        `DELETE FROM ${this.#q}.bucket_deltas d
+          USING jsonb_to_recordset($1::jsonb) AS x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint)
+          WHERE x.granularity = 'hour' AND d.system_id = x.system_id AND d.start_ms = x.start_ms
+            AND d.check_id = x.check_id AND d.environment_id IS NOT DISTINCT FROM x.environment_id`,
+        [keyRows],
+      ),
+    ]);
   }
 
-  /** Oldest first, then by slice (system, check, environment; env-less first), as the memory adapter; `limit` rounded down. */
+  /**
+   * Oldest first, then by slice (system, check, environment; env-less first), as the memory
+   * adapter; `limit` rounded down. For hourly buckets the systems' pending deltas are folded
+   * first, in this transaction, so what is listed (and then deleted) is whole.
+   */
   async listBucketsBefore(query: {
     readonly systemIds: readonly string[];
     readonly granularity: BucketGranularity;
@@ -953,6 +970,10 @@ class Transaction implements PostgresStoreTransaction {
     const before = dateToMs(query.before, "before");
     const limit = limitOf(query.limit);
     if (query.systemIds.length === 0 || limit === 0) return [];
+    if (query.granularity === "hour") {
+      await this.#foldBucketDeltas(query.systemIds);
+      this.#ctx.bucketDeltas.folded(query.systemIds);
+    }
     const { rows } = await this.#db().query<BucketRow>(
       `SELECT ${BUCKET_COLUMNS} FROM ${this.#q}.buckets
         WHERE system_id = ANY($1::text[]) AND granularity = $2 AND start_ms < $3::bigint
@@ -996,6 +1017,100 @@ interface MaintenanceRow {
 const BUCKET_COLUMNS =
   "system_id, check_id, environment_id, granularity, start_ms, runs, healthy, degraded, unhealthy, " +
   "latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins";
+
+/** `bucket_deltas` read as bucket rows (they are hourly). */
+const DELTA_COLUMNS =
+  "system_id, check_id, environment_id, 'hour'::text AS granularity, start_ms, runs, healthy, degraded, unhealthy, " +
+  "latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins";
+
+/** The record type of `bucketRows` parameters, for `jsonb_to_recordset`. */
+const BUCKET_RECORD =
+  "x(system_id text, check_id text, environment_id text, granularity text, start_ms bigint, " +
+  "runs bigint, healthy bigint, degraded bigint, unhealthy bigint, latency_count bigint, " +
+  "latency_sum double precision, latency_min double precision, latency_max double precision, " +
+  "sketch_zero bigint, sketch_bins jsonb)";
+
+/**
+ * What `ON CONFLICT DO UPDATE` sets to add a bucket (`EXCLUDED`) into the stored one (`b`): counts
+ * and sums add, `least`/`greatest` combine min and max ignoring NULLs, sketch bins add key by key
+ * (`stored || {each delta key: stored + delta}`, so the cost follows the delta's bins, not the
+ * stored ones). Atomic per row: a concurrent writer's addition waits for the row lock and then
+ * adds onto the committed row; neither is lost.
+ */
+const ADD_INTO_STORED_BUCKET = `
+         SET runs = b.runs + EXCLUDED.runs,
+             healthy = b.healthy + EXCLUDED.healthy,
+             degraded = b.degraded + EXCLUDED.degraded,
+             unhealthy = b.unhealthy + EXCLUDED.unhealthy,
+             latency_count = b.latency_count + EXCLUDED.latency_count,
+             latency_sum = b.latency_sum + EXCLUDED.latency_sum,
+             latency_min = least(b.latency_min, EXCLUDED.latency_min),
+             latency_max = greatest(b.latency_max, EXCLUDED.latency_max),
+             sketch_zero = b.sketch_zero + EXCLUDED.sketch_zero,
+             sketch_bins = b.sketch_bins || coalesce(
+               (SELECT jsonb_object_agg(d.key, coalesce((b.sketch_bins ->> d.key)::numeric, 0) + d.value::numeric)
+                  FROM jsonb_each_text(EXCLUDED.sketch_bins) AS d),
+               '{}'::jsonb)`;
+
+/** Adds buckets (`bucketRows`, `$1`) into the stored ones, in key order so that two writers cannot deadlock. */
+const UPSERT_BUCKETS_SQL = (q: string) => `INSERT INTO ${q}.buckets AS b (${BUCKET_COLUMNS})
+       SELECT ${BUCKET_COLUMNS} FROM jsonb_to_recordset($1::jsonb) AS ${BUCKET_RECORD}
+        ORDER BY system_id, granularity, start_ms, check_id, coalesce(':' || environment_id, '')
+       ON CONFLICT (system_id, granularity, start_ms, check_id, environment_key) DO UPDATE${ADD_INTO_STORED_BUCKET}`;
+
+/** Appends hourly bucket additions (`bucketRows`, `$1`) as delta rows. */
+const INSERT_DELTAS_SQL = (q: string) => `INSERT INTO ${q}.bucket_deltas (${DELTA_INSERT_COLUMNS})
+       SELECT ${DELTA_INSERT_COLUMNS} FROM jsonb_to_recordset($1::jsonb) AS ${BUCKET_RECORD}`;
+
+const DELTA_INSERT_COLUMNS =
+  "system_id, check_id, environment_id, start_ms, runs, healthy, degraded, unhealthy, " +
+  "latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins";
+
+/**
+ * Folds every pending delta of the systems `$1` (a text array) into their hourly buckets: deletes
+ * the deltas, sums them per bucket (sketch bins key by key) and adds each sum into its bucket as
+ * `UPSERT_BUCKETS_SQL` does, in the same key order. One statement, so the deltas it deletes are
+ * exactly the ones it adds.
+ */
+const FOLD_SQL = (q: string) => `WITH d AS (
+         DELETE FROM ${q}.bucket_deltas WHERE system_id = ANY($1::text[])
+         RETURNING system_id, check_id, environment_id, coalesce(':' || environment_id, '') AS environment_key, start_ms,
+                   runs, healthy, degraded, unhealthy, latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins
+       ), totals AS (
+         SELECT system_id, check_id, environment_key, start_ms, min(environment_id) AS environment_id,
+                sum(runs) AS runs, sum(healthy) AS healthy, sum(degraded) AS degraded, sum(unhealthy) AS unhealthy,
+                sum(latency_count) AS latency_count, sum(latency_sum) AS latency_sum,
+                min(latency_min) AS latency_min, max(latency_max) AS latency_max, sum(sketch_zero) AS sketch_zero
+           FROM d GROUP BY system_id, check_id, environment_key, start_ms
+       ), bins AS (
+         SELECT system_id, check_id, environment_key, start_ms, jsonb_object_agg(key, n) AS sketch_bins
+           FROM (SELECT d.system_id, d.check_id, d.environment_key, d.start_ms, e.key, sum(e.value::numeric) AS n
+                   FROM d CROSS JOIN LATERAL jsonb_each_text(d.sketch_bins) AS e
+                  GROUP BY d.system_id, d.check_id, d.environment_key, d.start_ms, e.key) AS per_bin
+          GROUP BY system_id, check_id, environment_key, start_ms
+       )
+       INSERT INTO ${q}.buckets AS b (${BUCKET_COLUMNS})
+       SELECT t.system_id, t.check_id, t.environment_id, 'hour', t.start_ms, t.runs, t.healthy, t.degraded, t.unhealthy,
+              t.latency_count, t.latency_sum, t.latency_min, t.latency_max, t.sketch_zero, coalesce(s.sketch_bins, '{}'::jsonb)
+         FROM totals t LEFT JOIN bins s USING (system_id, check_id, environment_key, start_ms)
+        ORDER BY t.system_id, t.start_ms, t.check_id, t.environment_key
+       ON CONFLICT (system_id, granularity, start_ms, check_id, environment_key) DO UPDATE${ADD_INTO_STORED_BUCKET}`;
+
+/**
+ * Buckets from rows of `buckets` and `bucket_deltas` read together: the rows of one key (a bucket
+ * and its pending deltas, or deltas alone) merged into one bucket with `mergeBuckets`.
+ */
+function mergeBucketRows(rows: readonly BucketRow[]): RunBucket[] {
+  const groups = new Map<string, RunBucket[]>();
+  for (const row of rows) {
+    const bucket = toBucket(row);
+    const key = compositeKey(row.system_id, row.check_id, row.environment_id, row.granularity, toInt(row.start_ms));
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [bucket]);
+    else group.push(bucket);
+  }
+  return [...groups.values()].map((group) => (group.length === 1 ? (group[0] as RunBucket) : mergeBuckets(group[0] as RunBucket, group)));
+}
 
 /**
  * Oldest first, then by slice; `COLLATE "C"` compares bytes (code points), the memory adapter

@@ -695,8 +695,9 @@ describe("SystemWorkspace evaluation", () => {
             (environmentId) => runRejection(system, record, { systemId: "sys", checkId: record.checkId, environmentId }) === undefined,
           );
           if (candidates.length === 0) continue;
-          ranIn = candidates[op.environment % candidates.length] as string | null;
-          ws.applyRun(storedRun(record.checkId, ranIn, op.status));
+          const environmentId = candidates[op.environment % candidates.length] ?? null;
+          ranIn = environmentId;
+          ws.applyRun(storedRun(record.checkId, environmentId, op.status));
         } else {
           if (op.kind === "assign") ws.setAssignment(assignment(op.setup.checkId, op.setup));
           else if (op.kind === "unassign") ws.deleteAssignment(assignments[op.check % Math.max(1, assignments.length)]?.checkId ?? "none");
