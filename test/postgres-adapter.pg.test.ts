@@ -697,7 +697,10 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         );
       // PGlite's own transaction sends BEGIN and COMMIT itself (not through the recorded client).
       const commit = fixture().backend !== "pglite" ? ["COMMIT"] : [];
-      expect(shape(statements)).toEqual(["begin+locks", "reads", "writes", ...commit]);
+      // The adapter's first append of the system's bucket deltas is followed by a look for enough
+      // of them pending to fold (none here): one statement more, last, the first time only.
+      const withLook = (texts: string[]) => texts.map((text) => (text.startsWith("WITH due AS (") ? "fold look" : text));
+      expect(withLook(shape(statements))).toEqual(["begin+locks", "reads", "writes", "fold look", ...commit]);
       statements.length = 0;
       const outcome = (await engine.recordRun({ runId: "r2", systemId: "checkout", checkId: "http", environmentId: "prod", status: "unhealthy" }))._unsafeUnwrap();
       expect(outcome.events.map((event) => event.type)).toEqual(["health.transition", "health.transition"]);
@@ -865,13 +868,16 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       const tables = (text: string) => [...text.matchAll(/INSERT INTO "[^"]+"\.(\w+)/gu)].map((match) => match[1]);
       if (fixture().backend === "pglite") {
         // One connection in this thread: nothing to overlap, every write in one statement as before.
+        // The look for pending deltas to fold (this adapter's first append of the system) goes
+        // after them, on its own (it changes two tables).
         expect(writes.map(tables)).toEqual([["state_versions", "runs", "bucket_deltas", "slices", "entities", "transitions"]]);
       } else {
         // Runs and bucket deltas together and first (sent while the kernel ran); the state's few
         // rows wait for COMMIT, in one statement.
         expect(writes.map(tables)).toEqual([["runs", "bucket_deltas"], ["state_versions", "slices", "entities", "transitions"]]);
       }
-      // One delta per bucket (a slice's hour): 10 here, fewer than foldBucketDeltasAfter, so no fold.
+      // One delta per bucket (a slice's hour): 10 here. The look finds fewer than foldBucketDeltasAfter: no fold.
+      expect(statements.filter((text) => text.startsWith("WITH due AS ("))).toHaveLength(1);
       expect(await count(fixture(), "bucket_deltas")).toBe(10);
       expect(await count(fixture(), "runs")).toBe(size);
       const bucketed = `SELECT (SELECT coalesce(sum(runs), 0) FROM "${fixture().schema}".buckets) + (SELECT sum(runs) FROM "${fixture().schema}".bucket_deltas) AS n`;
@@ -980,7 +986,7 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       }
     });
 
-    it("folds a system's pending deltas, once this adapter appended foldBucketDeltasAfter of them, into one bucket row each: every read the same before and after", async () => {
+    it("folds a system's pending deltas once a writer finds foldBucketDeltasAfter of them pending, into one bucket row each: every read the same before and after", async () => {
       const adapter = fixture().adapter({ foldBucketDeltasAfter: 5 });
       const keys = [
         bucketKeyOf("s1", "c", null, "hour", 0),
@@ -997,7 +1003,8 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         ...(await adapter.store.queryBuckets({ systemId, environmentId: "prod", granularity: "hour", from: bat(0), to: bat(DAY) })),
       ];
       let index = 0;
-      // One addition per call: s1's fifth, tenth, … append folds every delta of s1; s2's never come to five.
+      // One addition per call. The adapter looks on its first append of a system (1 pending: no
+      // fold), then after every fifth: s1's 6th and 11th appends find 6 and 5 pending and fold them.
       for (const round of [0, 1, 2]) {
         for (const key of [...keys, ...(round === 0 ? [other] : [])]) {
           index += 1;
@@ -1012,11 +1019,11 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         ...[keys[1]!, keys[2]!].map(expectedOf),
       ]);
       expect(await snapshot("s2")).toEqual([expectedOf(other)]);
-      // 12 appends of s1: folded after the 5th and the 10th; two pending. s2's one is pending.
+      // s1: the 12th is pending. s2's one is pending.
       const pending = await fixture().query<{ system_id: string; n: number }>(
         `SELECT system_id, count(*)::int AS n FROM "${fixture().schema}".bucket_deltas GROUP BY system_id ORDER BY system_id`,
       );
-      expect(pending).toEqual([{ system_id: "s1", n: 2 }, { system_id: "s2", n: 1 }]);
+      expect(pending).toEqual([{ system_id: "s1", n: 1 }, { system_id: "s2", n: 1 }]);
       expect(await count(fixture(), "buckets")).toBe(4);
       // Retention's read folds the systems it lists first: the hours it rolls and deletes are whole.
       const listed = await inTx(adapter, (tx) => tx.listBucketsBefore({ systemIds: ["s1", "s2"], granularity: "hour", before: bat(DAY), limit: 100 }));
@@ -1034,6 +1041,42 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "hour", before: bat(DAY) })).toEqual(["s1", "s2", "s3"]);
       expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "hour", before: bat(2 * HOUR) })).toEqual(["s1", "s2"]);
       expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "day", before: bat(DAY) })).toEqual([]);
+    });
+
+    it("folds deltas appended by many short-lived writers (a few rows each, one adapter each): whichever finds enough pending folds them", async () => {
+      const key = bucketKeyOf("s", "c", "prod", "hour", 0);
+      const added: RunBucket[] = [];
+      const pendingCounts: number[] = [];
+      for (let job = 0; job < 12; job += 1) {
+        // A job: a fresh adapter (a fresh process), one transaction, two deltas of the system.
+        const adapter = fixture().adapter({ foldBucketDeltasAfter: 5 });
+        const deltas = [bucketOf(key, [{ status: "healthy", latencyMs: job }]), bucketOf({ ...key, start: biso(HOUR) })];
+        await inTx(adapter, (tx) => tx.addToBuckets(deltas));
+        added.push(deltas[0]!);
+        pendingCounts.push(await count(fixture(), "bucket_deltas"));
+      }
+      // Each job finds what the earlier ones left: 2, 4, then 6 ≥ 5 folds, and so on.
+      expect(pendingCounts).toEqual([2, 4, 0, 2, 4, 0, 2, 4, 0, 2, 4, 0]);
+      const [stored] = await fixture().adapter().store.queryBuckets({ systemId: "s", granularity: "hour", from: bat(0), to: bat(1) });
+      expect(stored).toEqual(mergeBuckets(key, added));
+    });
+
+    it("folds a schema published for logical replication (bucket_deltas has a key, so its rows can be deleted)", async () => {
+      const adapter = fixture().adapter({ foldBucketDeltasAfter: 1 });
+      const publication = `${fixture().schema}_pub`;
+      // bucket_deltas alone: on Postgres 18 (PGlite), tables keyed on a generated column (buckets,
+      // slices) need the publication to publish it (docs/postgres.md, *Tables*).
+      await fixture().query(`CREATE PUBLICATION ${publication} FOR TABLE "${fixture().schema}".bucket_deltas`);
+      try {
+        const key = bucketKeyOf("s", "c", null, "hour", 0);
+        await inTx(adapter, (tx) => tx.addToBuckets([bucketOf(key)]));
+        await inTx(adapter, (tx) => tx.deleteBuckets([key]));
+        await inTx(adapter, (tx) => tx.addToBuckets([bucketOf(key)]));
+        expect(await count(fixture(), "bucket_deltas")).toBe(0);
+        expect((await adapter.store.queryBuckets({ systemId: "s", granularity: "hour", from: bat(0), to: bat(1) }))[0]?.runs).toBe(1);
+      } finally {
+        await fixture().query(`DROP PUBLICATION ${publication}`);
+      }
     });
 
     it("adds a batch in one statement: distinct slices (env-less, '' and ':' apart), repeated keys merged, nothing on a bad bucket", async () => {
@@ -2161,8 +2204,9 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
     expect(stored?.runs).toBe(160);
     const all = await adapters[1]!.store.queryBuckets(query);
     expect(all.find((bucket) => bucket.environmentId === null)?.runs).toBe(80);
-    // Each pool folded at its every foldBucketDeltasAfter-th append: what is left is less than that per pool.
-    expect(await count(fixture(), "bucket_deltas")).toBeLessThan(2 * foldBucketDeltasAfter);
+    // Each pool looked after its first append and every foldBucketDeltasAfter-th one, and folded
+    // when it found that many pending: fewer are left than that, plus what each pool appended since its last look.
+    expect(await count(fixture(), "bucket_deltas")).toBeLessThan(3 * foldBucketDeltasAfter);
     if (foldBucketDeltasAfter < 64) expect(await count(fixture(), "buckets")).toBe(2);
   });
 

@@ -24,34 +24,36 @@ export interface AdapterContext {
 }
 
 /**
- * Counts the bucket delta rows this adapter appended per system since it last folded the system's
- * deltas, and says which systems are due: those at `foldAfter` or more. Counted when the rows are
- * sent, not when they commit: a rolled-back append counts anyway, and a fold that rolls back is
- * forgotten. Either way the count is only when to fold, never what: a fold takes every delta row
- * of the system, whoever appended it (other processes, this one before a restart), so none is
- * lost, and a system's pending rows stay near `foldAfter` per process that writes to it.
+ * Says when to look for a system's pending bucket deltas (`foldBucketDeltasAfter`): the first
+ * time this adapter appends rows of the system, and then each time it has appended that many more.
+ * A look is the fold statement's own test: it folds the systems that have at least that many rows
+ * pending, whoever appended them (other processes, this one before a restart, short-lived jobs
+ * that each append a few), so what is pending stays near `foldBucketDeltasAfter` per system
+ * however the writers come and go. The count is only when to look, never what is folded: a
+ * rolled-back append or fold only moves the next look.
  */
 export class BucketDeltaCounter {
   readonly #appended = new Map<string, number>();
 
   constructor(readonly foldAfter: number) {}
 
-  /** Records appended rows per system; returns the systems now due for a fold (their counts restart). */
+  /** Records appended rows per system; returns the systems to look at now (their counts restart). */
   append(rowsPerSystem: ReadonlyMap<string, number>): string[] {
     const due: string[] = [];
     for (const [systemId, rows] of rowsPerSystem) {
-      const count = (this.#appended.get(systemId) ?? 0) + rows;
-      if (count >= this.foldAfter) {
-        this.#appended.delete(systemId);
+      const before = this.#appended.get(systemId);
+      const count = (before ?? 0) + rows;
+      if (before === undefined || count >= this.foldAfter) {
+        this.#appended.set(systemId, 0);
         due.push(systemId);
       } else this.#appended.set(systemId, count);
     }
     return due;
   }
 
-  /** Forgets the systems whose deltas were folded by other means (retention folds before it rolls). */
+  /** Restarts the counts of systems whose deltas were all folded by other means (retention folds before it rolls). */
   folded(systemIds: readonly string[]): void {
-    for (const systemId of systemIds) this.#appended.delete(systemId);
+    for (const systemId of systemIds) this.#appended.set(systemId, 0);
   }
 }
 

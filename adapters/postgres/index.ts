@@ -70,13 +70,13 @@ export interface PostgresAdapterOptions {
    */
   readonly preparedStatements?: boolean;
   /**
-   * How many hourly bucket delta rows this adapter appends for one system before it folds that
-   * system's pending deltas into its buckets, in the same transaction. Every run adds into its
-   * slice's hourly bucket; an upsert per bucket on every write was the costliest statement of a
-   * batch, so additions are appended as plain rows (`bucket_deltas`) and folded in bulk, and reads
-   * add what is pending (docs/postgres.md, *Bucket deltas*). Higher: cheaper writes, more rows
-   * per read and in the table (at most about this many per system and writing process). `1`
-   * folds at every write. @default 64
+   * How many hourly bucket delta rows of one system may be pending before they are folded into
+   * its buckets. Every run adds into its slice's hourly bucket; an upsert per bucket on every
+   * write was the costliest statement of a batch, so additions are appended as plain rows
+   * (`bucket_deltas`), folded in bulk in a writing transaction that finds at least this many of
+   * its system's pending (it looks on its adapter's first append of the system, and after every
+   * this many more), and reads add what is pending (docs/postgres.md, *Bucket deltas*). Higher:
+   * cheaper writes, more rows per read and in the table. `1` folds at every write. @default 64
    */
   readonly foldBucketDeltasAfter?: number;
   /** Retries of a transaction after a deadlock, lock timeout, serialization failure or lost connection. */

@@ -263,11 +263,13 @@ const BUCKET_DELTAS = `
 -- Hourly bucket additions not yet folded into buckets. Every run used to add into its slice's
 -- hourly bucket with an upsert, the costliest statement of a unit of work (a conflict check, a
 -- row lock and a new version of a wide row, per run). addToBuckets now appends plain rows here
--- and, once an adapter has appended enough of one system's, folds them all into buckets in one
--- statement (DELETE … RETURNING, summed per bucket, one upsert per bucket). Readers add the
+-- and folds a system's rows into buckets in one statement (DELETE … RETURNING, summed per bucket,
+-- one upsert per bucket) once it finds enough of them pending. Readers add the
 -- pending rows of what they read; retention folds a system's rows before rolling its hours.
--- No key: several rows may hold additions to one bucket.
+-- Several rows may hold additions to one bucket: the key is a row number, there so that a
+-- publication (logical replication, CDC) covering the schema still allows the fold's DELETE.
 CREATE TABLE bucket_deltas (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   system_id text NOT NULL,
   check_id text NOT NULL,
   environment_id text,

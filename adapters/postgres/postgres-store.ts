@@ -400,6 +400,8 @@ class Transaction implements PostgresStoreTransaction {
   #writeError: unknown = undefined;
   /** Systems whose state (system, assignments, slices, entities) this attempt wrote. */
   readonly #stateWritten = new Set<string>();
+  /** Systems whose pending bucket deltas to look at (and fold if enough) before COMMIT (`addToBuckets`). */
+  readonly #foldLooks = new Set<string>();
 
   constructor(sql: SqlQueryable, ctx: AdapterContext, barrierHeld: boolean, stateVersion: string) {
     this.stateVersion = stateVersion;
@@ -502,6 +504,11 @@ class Transaction implements PostgresStoreTransaction {
         prepare: FIXED_PLAN,
       });
       this.#stateWritten.clear();
+    }
+    if (this.#foldLooks.size > 0) {
+      // Last, so that it splits no combined statement: one statement more, not two.
+      this.#writes.push(this.#fold([...this.#foldLooks], this.#ctx.bucketDeltas.foldAfter));
+      this.#foldLooks.clear();
     }
     this.#flushLoads();
     this.#sendWrites();
@@ -891,9 +898,10 @@ class Transaction implements PostgresStoreTransaction {
 
   /**
    * Hourly buckets are appended to `bucket_deltas` as plain rows (one `INSERT` whatever the
-   * batch: no conflict check, no row lock, no wide row rewritten per run), and once this adapter
-   * has appended `foldBucketDeltasAfter` rows of a system since its last fold, every pending delta
-   * of that system is folded into its buckets in the same transaction, right after (`FOLD_SQL`).
+   * batch: no conflict check, no row lock, no wide row rewritten per run). When this adapter first
+   * appends rows of a system, and then each time it has appended `foldBucketDeltasAfter` more, the
+   * same transaction folds the system's pending deltas into its buckets before COMMIT (its last
+   * statement), if at least that many are pending (`FOLD_SQL`, `BucketDeltaCounter`).
    * Daily buckets (retention's rolls, rare) are upserted at once (`UPSERT_BUCKETS_SQL`). Either way
    * no concurrent addition is lost: deltas are only ever added and folded, and a fold's upsert
    * merges atomically per row. Keys repeated in the call are merged first (`mergeBuckets`).
@@ -911,19 +919,19 @@ class Transaction implements PostgresStoreTransaction {
       writes.push(this.#write("bucket_deltas", INSERT_DELTAS_SQL(this.#q), [jsonRows(hourly)], FIXED_PLAN, hourly.length));
       const perSystem = new Map<string, number>();
       for (const row of hourly) perSystem.set(row.system_id as string, (perSystem.get(row.system_id as string) ?? 0) + 1);
-      const due = this.#ctx.bucketDeltas.append(perSystem);
-      if (due.length > 0) writes.push(this.#foldBucketDeltas(due));
+      for (const systemId of this.#ctx.bucketDeltas.append(perSystem)) this.#foldLooks.add(systemId);
     }
     await Promise.all(writes);
   }
 
   /**
-   * Folds every pending delta of the systems into their hourly buckets (deferred, as a write; its
-   * own statement: it changes two tables). Rows locked by a concurrent fold are waited for, then
-   * found deleted and skipped: each delta is folded once.
+   * Folds every pending delta of those of the systems that have at least `minRows` pending into
+   * their hourly buckets (deferred, as a write; its own statement: it changes two tables). Rows
+   * locked by a concurrent fold are waited for, then found deleted and skipped: each delta is
+   * folded once.
    */
-  #foldBucketDeltas(systemIds: readonly string[]): Promise<void> {
-    return this.#write(null, FOLD_SQL(this.#q), [arrayLiteral([...new Set(systemIds)].sort(compareStrings))]);
+  #fold(systemIds: readonly string[], minRows: number): PendingWrite {
+    return { table: null, text: FOLD_SQL(this.#q), params: [arrayLiteral([...new Set(systemIds)].sort(compareStrings)), minRows], prepare: false };
   }
 
   /** Absent keys are ignored. Rejects with a `TypeError`, before any SQL, for a start that is not an ISO 8601 time. */
@@ -971,7 +979,8 @@ class Transaction implements PostgresStoreTransaction {
     const limit = limitOf(query.limit);
     if (query.systemIds.length === 0 || limit === 0) return [];
     if (query.granularity === "hour") {
-      await this.#foldBucketDeltas(query.systemIds);
+      const fold = this.#fold(query.systemIds, 1);
+      await this.#write(fold.table, fold.text, fold.params);
       this.#ctx.bucketDeltas.folded(query.systemIds);
     }
     const { rows } = await this.#db().query<BucketRow>(
@@ -1067,13 +1076,16 @@ const DELTA_INSERT_COLUMNS =
   "latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins";
 
 /**
- * Folds every pending delta of the systems `$1` (a text array) into their hourly buckets: deletes
- * the deltas, sums them per bucket (sketch bins key by key) and adds each sum into its bucket as
- * `UPSERT_BUCKETS_SQL` does, in the same key order. One statement, so the deltas it deletes are
- * exactly the ones it adds.
+ * Folds every pending delta of those systems of `$1` (a text array) that have at least `$2` rows
+ * pending into their hourly buckets: deletes the deltas, sums them per bucket (sketch bins key by
+ * key) and adds each sum into its bucket as `UPSERT_BUCKETS_SQL` does, in the same key order. One
+ * statement, so the deltas it deletes are exactly the ones it adds.
  */
-const FOLD_SQL = (q: string) => `WITH d AS (
-         DELETE FROM ${q}.bucket_deltas WHERE system_id = ANY($1::text[])
+const FOLD_SQL = (q: string) => `WITH due AS (
+         SELECT system_id FROM ${q}.bucket_deltas WHERE system_id = ANY($1::text[])
+          GROUP BY system_id HAVING count(*) >= $2::int
+       ), d AS (
+         DELETE FROM ${q}.bucket_deltas WHERE system_id IN (SELECT system_id FROM due)
          RETURNING system_id, check_id, environment_id, coalesce(':' || environment_id, '') AS environment_key, start_ms,
                    runs, healthy, degraded, unhealthy, latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins
        ), totals AS (
