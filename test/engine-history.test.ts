@@ -170,6 +170,59 @@ describe("retention", () => {
     expect((await engine.inStatusSince("api::prod"))._unsafeUnwrap()).toBe(left[0]?.occurredAt);
   });
 
+  it("reads an entity's hours and days as one state while retention moves hours into days (never counts an hour twice or not at all)", async () => {
+    const { engine, adapter, setNow } = setup(T0);
+    await topology(engine);
+    const runs: RunInput[] = [];
+    for (let hour = 0; hour < 48; hour += 1) runs.push(run(T0 + hour * HOUR, "healthy", { latencyMs: 10 }));
+    (await engine.recordRuns(runs))._unsafeUnwrap();
+    const window = { entityId: "api::prod", from: iso(T0), to: iso(T0 + 2 * DAY) };
+    setNow(T0 + 31 * DAY + 12 * HOUR);
+    // The retention run commits its move of hours into days in the middle of the read: between the
+    // read of the hours and the read of the days, whichever comes second.
+    const store = adapter.store;
+    const queryBuckets = store.queryBuckets.bind(store);
+    let reads: string[] = [];
+    let rolled = false;
+    store.queryBuckets = async (query) => {
+      reads.push(query.granularity);
+      if (!rolled && reads.includes("hour") && reads.includes("day")) {
+        rolled = true;
+        expect((await engine.runRetention())._unsafeUnwrap().hourlyRolled).toBeGreaterThan(24);
+      }
+      return queryBuckets(query);
+    };
+    expect((await engine.latency(window))._unsafeUnwrap()?.count).toBe(48);
+    expect(rolled).toBe(true);
+    // Read again after the move had committed: the hours and days first read disagreed.
+    expect(reads.length).toBeGreaterThan(3);
+    reads = [];
+    expect((await engine.availability(window))._unsafeUnwrap().successRate).toBe(1);
+    expect((await engine.latency(window))._unsafeUnwrap()?.count).toBe(48);
+    expect(reads).toEqual(["day", "hour", "day", "day", "hour", "day"]);
+  });
+
+  it("fails a read whose days never read the same twice with a StoreError, rather than answer from a torn state", async () => {
+    const { engine, adapter } = setup(T0 + 2 * DAY);
+    await topology(engine);
+    (await engine.recordRuns([run(T0, "healthy", { latencyMs: 10 })]))._unsafeUnwrap();
+    const store = adapter.store;
+    const queryBuckets = store.queryBuckets.bind(store);
+    let dayReads = 0;
+    // Every read of the days finds one more run in a day than the read before.
+    store.queryBuckets = async (query) => {
+      const buckets = await queryBuckets(query);
+      if (query.granularity !== "day") return buckets;
+      dayReads += 1;
+      return [{ ...buckets[0], ...{ systemId: "api", checkId: "http", environmentId: "prod", granularity: "day" as const, start: iso(T0), runs: dayReads } } as (typeof buckets)[number]];
+    };
+    const result = await engine.latency({ entityId: "api::prod", from: iso(T0), to: iso(T0 + DAY) });
+    const error = result._unsafeUnwrapErr();
+    expect(error.name).toBe("StoreError");
+    expect(String((error as { cause?: unknown }).cause)).toMatch(/kept changing while read \(10 attempts\)/u);
+    expect(dayReads).toBe(20);
+  });
+
   it("rejects an invalid retention configuration", () => {
     const adapter = createMemoryAdapter();
     expect(() => createHealthEngine({ ...adapter, retention: { rawRetentionDays: 30, hourlyRetentionDays: 30 } })).toThrow(ValidationError);

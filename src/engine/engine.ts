@@ -28,7 +28,7 @@ import {
   type SystemState,
 } from "../kernel";
 import type { DeadLetter, StoreTransaction } from "../ports";
-import { addRuns, bucketStart, emptyBucket, mergeBuckets, successRate, summarizeLatency, type BucketKey, type LatencySummary, type RunBucket } from "../buckets";
+import { addRuns, bucketStart, emptyBucket, mergeBuckets, successRate, summarizeLatency, type BucketGranularity, type BucketKey, type LatencySummary, type RunBucket } from "../buckets";
 import { computeAvailability, type Availability } from "../history";
 import { toIso, timeSchema } from "../time";
 import {
@@ -645,13 +645,27 @@ class Engine implements HealthEngine {
   }
 
   /** Hourly and daily buckets of an entity's slices whose start lies in `[hour/day of from, to)`. */
+  /**
+   * The hourly and daily buckets of an entity's slices over a range, as one consistent state.
+   * Retention moves an hour into its day in one transaction, but the two reads are two: an hour
+   * read before the move and its day after it would count the hour twice, the other way round
+   * not at all. So the days are read before and after the hours, and the three reads again until
+   * the days read the same both times: days only change by such moves (and by pruning), so equal
+   * days mean no move of these days committed while the hours were read.
+   */
   private async bucketsOf(ref: { systemId: string; environmentId: string | null }, from: Date, to: Date): Promise<RunBucket[]> {
     const filter = { systemId: ref.systemId, ...(ref.environmentId === null ? {} : { environmentId: ref.environmentId }) };
-    const [hourly, daily] = await Promise.all([
-      this.options.store.queryBuckets({ ...filter, granularity: "hour", from: new Date(bucketStart(from, "hour")), to }),
-      this.options.store.queryBuckets({ ...filter, granularity: "day", from: new Date(bucketStart(from, "day")), to }),
-    ]);
-    return [...hourly, ...daily];
+    const read = (granularity: BucketGranularity) =>
+      this.options.store.queryBuckets({ ...filter, granularity, from: new Date(bucketStart(from, granularity)), to });
+    for (let attempt = 1; ; attempt += 1) {
+      const before = await read("day");
+      const hourly = await read("hour");
+      const daily = await read("day");
+      // A retention run rolls a system's hours in chunks, each its own transaction: a few attempts
+      // see it through; a read that keeps colliding gives up with an error rather than a wrong answer.
+      if (sameRuns(before, daily)) return [...hourly, ...daily];
+      if (attempt === CONSISTENT_READ_ATTEMPTS) throw new Error(`buckets of ${ref.systemId} kept changing while read (${attempt} attempts)`);
+    }
   }
 
   listDeadLetters(options: { readonly group?: string; readonly limit?: number } = {}): ResultAsync<DeadLetter[], HealthError> {
@@ -1018,6 +1032,16 @@ async function addToBuckets(tx: StoreTransaction, runs: readonly StoredRun[]): P
 function bucketId(key: BucketKey): string {
   const environment = key.environmentId === null ? "-" : `${key.environmentId.length}:${key.environmentId}`;
   return `${key.systemId.length}:${key.systemId}${key.checkId.length}:${key.checkId}${environment}${key.granularity}${key.start}`;
+}
+
+/** Reads of an entity's buckets (`bucketsOf`) before one that keeps colliding with retention fails. */
+const CONSISTENT_READ_ATTEMPTS = 10;
+
+/** Whether two reads of the same buckets found the same ones with the same run counts. */
+function sameRuns(a: readonly RunBucket[], b: readonly RunBucket[]): boolean {
+  if (a.length !== b.length) return false;
+  const runs = new Map(a.map((bucket) => [bucketId(bucket), bucket.runs]));
+  return b.every((bucket) => runs.get(bucketId(bucket)) === bucket.runs);
 }
 
 /** Systems whose committed state an engine keeps (least recently used ones go first). */
