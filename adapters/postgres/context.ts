@@ -24,36 +24,49 @@ export interface AdapterContext {
 }
 
 /**
- * Says when to look for a system's pending bucket deltas (`foldBucketDeltasAfter`): the first
- * time this adapter appends rows of the system, and then each time it has appended that many more.
- * A look is the fold statement's own test: it folds the systems that have at least that many rows
- * pending, whoever appended them (other processes, this one before a restart, short-lived jobs
- * that each append a few), so what is pending stays near `foldBucketDeltasAfter` per system
- * however the writers come and go. The count is only when to look, never what is folded: a
- * rolled-back append or fold only moves the next look.
+ * Says when a writing transaction should look at a system's pending bucket deltas, and fold them
+ * if at least `foldAfter` are pending (`foldBucketDeltasAfter`): a count per system of the rows
+ * pending as far as this adapter knows. It learns a system's count from the database when an
+ * engine reads the system's state version (`seed`, in the same statement), or else by looking on
+ * its first append of the system, and adds what it appends; the fold statement counts again and
+ * folds only if there are that many. A fold takes every pending row of the system, whoever
+ * appended it (other processes, this one before a restart, short-lived jobs that each append a
+ * few), so what is pending stays near `foldAfter` per system however the writers come and go.
+ * The count is only when to look, never what is folded: a rolled-back append or fold, or rows
+ * another process appended since, only move the next look.
  */
 export class BucketDeltaCounter {
-  readonly #appended = new Map<string, number>();
+  readonly #pending = new Map<string, number>();
 
   constructor(readonly foldAfter: number) {}
+
+  /** Whether this adapter has a count for the system. */
+  knows(systemId: string): boolean {
+    return this.#pending.has(systemId);
+  }
+
+  /** Takes the pending counts read from the database (`systemIds` without a row have none). */
+  seed(systemIds: readonly string[], pending: ReadonlyMap<string, number>): void {
+    for (const systemId of systemIds) this.#pending.set(systemId, pending.get(systemId) ?? 0);
+  }
 
   /** Records appended rows per system; returns the systems to look at now (their counts restart). */
   append(rowsPerSystem: ReadonlyMap<string, number>): string[] {
     const due: string[] = [];
     for (const [systemId, rows] of rowsPerSystem) {
-      const before = this.#appended.get(systemId);
+      const before = this.#pending.get(systemId);
       const count = (before ?? 0) + rows;
       if (before === undefined || count >= this.foldAfter) {
-        this.#appended.set(systemId, 0);
+        this.#pending.set(systemId, 0);
         due.push(systemId);
-      } else this.#appended.set(systemId, count);
+      } else this.#pending.set(systemId, count);
     }
     return due;
   }
 
   /** Restarts the counts of systems whose deltas were all folded by other means (retention folds before it rolls). */
   folded(systemIds: readonly string[]): void {
-    for (const systemId of systemIds) this.#appended.set(systemId, 0);
+    for (const systemId of systemIds) this.#pending.set(systemId, 0);
   }
 }
 

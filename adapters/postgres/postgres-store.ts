@@ -44,7 +44,7 @@ import {
 } from "./sql-values";
 
 /** What `Transaction.#load` reads: a table's rows for some systems. */
-type LoadKind = "systems" | "assignments" | "slices" | "entities" | "maintenance" | "runIds" | "versions";
+type LoadKind = "systems" | "assignments" | "slices" | "entities" | "maintenance" | "runIds" | "versions" | "pendingDeltas";
 
 interface PendingLoad {
   readonly kind: LoadKind;
@@ -68,6 +68,7 @@ const LOAD_SQL: Readonly<Record<LoadKind, (q: string, systemIds: string) => stri
     `SELECT ${MAINTENANCE_COLUMNS} FROM ${q}.maintenance WHERE system_id = ANY(${ids}::text[])`,
   runIds: (q, ids) => `SELECT run_id FROM ${q}.runs WHERE run_id = ANY(${ids}::text[])`,
   versions: (q, ids) => `SELECT system_id, version FROM ${q}.state_versions WHERE system_id = ANY(${ids}::text[])`,
+  pendingDeltas: (q, ids) => `SELECT system_id, count(*)::int AS n FROM ${q}.bucket_deltas WHERE system_id = ANY(${ids}::text[]) GROUP BY system_id`,
 };
 
 /**
@@ -589,9 +590,24 @@ class Transaction implements PostgresStoreTransaction {
     return rows.map((row) => row.system_id);
   }
 
+  /**
+   * Also reads, with the versions (the same statement up to `COALESCE_MAX_IDS` ids), how many
+   * bucket deltas are pending for the systems this adapter has not appended to yet: an engine
+   * reads the versions of a unit of work's systems first, so its later `addToBuckets` knows when a
+   * fold is due without a statement of its own (see `BucketDeltaCounter`).
+   */
   async getStateVersions(systemIds: readonly string[]): Promise<{ systemId: string; version: string }[]> {
     if (systemIds.length === 0) return [];
-    const rows = await this.#load<{ system_id: string; version: string }>("versions", systemIds);
+    const counter = this.#ctx.bucketDeltas;
+    const unknown = [...new Set(systemIds)].filter((systemId) => !counter.knows(systemId));
+    const [rows] = await Promise.all([
+      this.#load<{ system_id: string; version: string }>("versions", systemIds),
+      unknown.length === 0
+        ? undefined
+        : this.#load<{ system_id: string; n: number }>("pendingDeltas", unknown).then((pending) =>
+            counter.seed(unknown, new Map(pending.map((row) => [row.system_id, toInt(row.n)]))),
+          ),
+    ]);
     return rows.map((row) => ({ systemId: row.system_id, version: row.version }));
   }
 
