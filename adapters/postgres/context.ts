@@ -23,6 +23,9 @@ export interface AdapterContext {
   readonly bucketDeltas: BucketDeltaCounter;
 }
 
+/** Systems whose pending bucket deltas one transaction folds at most (`BucketDeltaCounter.append`). */
+export const MAX_FOLD_SYSTEMS = 32;
+
 /**
  * Says when a writing transaction should look at a system's pending bucket deltas, and fold them
  * if at least `foldAfter` are pending (`foldBucketDeltasAfter`): a count per system of the rows
@@ -50,18 +53,26 @@ export class BucketDeltaCounter {
     for (const systemId of systemIds) this.#pending.set(systemId, pending.get(systemId) ?? 0);
   }
 
-  /** Records appended rows per system; returns the systems to look at now (their counts restart). */
+  /**
+   * Records appended rows per system; returns the systems to look at now, at most
+   * `MAX_FOLD_SYSTEMS`, unknown ones first, then those with the most pending (their counts
+   * restart; the others stay due for their next append). Systems that started together come due
+   * together (a fleet's first batch, then every `foldAfter` runs each): without the cap one
+   * transaction in `foldAfter` would fold them all, tens of thousands of rows; with it the folds
+   * spread over the next transactions and drift apart.
+   */
   append(rowsPerSystem: ReadonlyMap<string, number>): string[] {
-    const due: string[] = [];
+    const due: { readonly systemId: string; readonly priority: number }[] = [];
     for (const [systemId, rows] of rowsPerSystem) {
       const before = this.#pending.get(systemId);
       const count = (before ?? 0) + rows;
-      if (before === undefined || count >= this.foldAfter) {
-        this.#pending.set(systemId, 0);
-        due.push(systemId);
-      } else this.#pending.set(systemId, count);
+      this.#pending.set(systemId, count);
+      if (before === undefined || count >= this.foldAfter) due.push({ systemId, priority: before === undefined ? Infinity : count });
     }
-    return due;
+    due.sort((a, b) => b.priority - a.priority);
+    const chosen = due.slice(0, MAX_FOLD_SYSTEMS).map((entry) => entry.systemId);
+    for (const systemId of chosen) this.#pending.set(systemId, 0);
+    return chosen;
   }
 
   /** Restarts the counts of systems whose deltas were all folded by other means (retention folds before it rolls). */

@@ -1094,34 +1094,29 @@ const DELTA_INSERT_COLUMNS =
 /**
  * Folds every pending delta of those systems of `$1` (a text array) that have at least `$2` rows
  * pending into their hourly buckets: deletes the deltas, sums them per bucket (sketch bins key by
- * key) and adds each sum into its bucket as `UPSERT_BUCKETS_SQL` does, in the same key order. One
- * statement, so the deltas it deletes are exactly the ones it adds.
+ * key, per bucket, from the bucket's own bins aggregated with `jsonb_agg`: no join, one sort) and
+ * adds each sum into its bucket as `UPSERT_BUCKETS_SQL` does, in the same key order. One
+ * statement, so the deltas it deletes are exactly the ones it adds. `= ANY(ARRAY(…))`, not `IN`:
+ * the planner, which cannot know how few systems are due, otherwise hash-joins a scan of the whole
+ * table (measured: 22 ms instead of 7 for 1,900 rows of 49,000).
  */
 const FOLD_SQL = (q: string) => `WITH due AS (
          SELECT system_id FROM ${q}.bucket_deltas WHERE system_id = ANY($1::text[])
           GROUP BY system_id HAVING count(*) >= $2::int
        ), d AS (
-         DELETE FROM ${q}.bucket_deltas WHERE system_id IN (SELECT system_id FROM due)
+         DELETE FROM ${q}.bucket_deltas WHERE system_id = ANY(ARRAY(SELECT system_id FROM due))
          RETURNING system_id, check_id, environment_id, coalesce(':' || environment_id, '') AS environment_key, start_ms,
                    runs, healthy, degraded, unhealthy, latency_count, latency_sum, latency_min, latency_max, sketch_zero, sketch_bins
-       ), totals AS (
-         SELECT system_id, check_id, environment_key, start_ms, min(environment_id) AS environment_id,
-                sum(runs) AS runs, sum(healthy) AS healthy, sum(degraded) AS degraded, sum(unhealthy) AS unhealthy,
-                sum(latency_count) AS latency_count, sum(latency_sum) AS latency_sum,
-                min(latency_min) AS latency_min, max(latency_max) AS latency_max, sum(sketch_zero) AS sketch_zero
-           FROM d GROUP BY system_id, check_id, environment_key, start_ms
-       ), bins AS (
-         SELECT system_id, check_id, environment_key, start_ms, jsonb_object_agg(key, n) AS sketch_bins
-           FROM (SELECT d.system_id, d.check_id, d.environment_key, d.start_ms, e.key, sum(e.value::numeric) AS n
-                   FROM d CROSS JOIN LATERAL jsonb_each_text(d.sketch_bins) AS e
-                  GROUP BY d.system_id, d.check_id, d.environment_key, d.start_ms, e.key) AS per_bin
-          GROUP BY system_id, check_id, environment_key, start_ms
        )
        INSERT INTO ${q}.buckets AS b (${BUCKET_COLUMNS})
-       SELECT t.system_id, t.check_id, t.environment_id, 'hour', t.start_ms, t.runs, t.healthy, t.degraded, t.unhealthy,
-              t.latency_count, t.latency_sum, t.latency_min, t.latency_max, t.sketch_zero, coalesce(s.sketch_bins, '{}'::jsonb)
-         FROM totals t LEFT JOIN bins s USING (system_id, check_id, environment_key, start_ms)
-        ORDER BY t.system_id, t.start_ms, t.check_id, t.environment_key
+       SELECT system_id, check_id, min(environment_id), 'hour', start_ms, sum(runs), sum(healthy), sum(degraded), sum(unhealthy),
+              sum(latency_count), sum(latency_sum), min(latency_min), max(latency_max), sum(sketch_zero),
+              (SELECT coalesce(jsonb_object_agg(bin.key, bin.n), '{}'::jsonb)
+                 FROM (SELECT e.key, sum(e.value::numeric) AS n
+                         FROM jsonb_array_elements(jsonb_agg(d.sketch_bins)) AS x(bins) CROSS JOIN LATERAL jsonb_each_text(x.bins) AS e
+                        GROUP BY e.key) AS bin)
+         FROM d GROUP BY system_id, check_id, environment_key, start_ms
+        ORDER BY system_id, start_ms, check_id, environment_key
        ON CONFLICT (system_id, granularity, start_ms, check_id, environment_key) DO UPDATE${ADD_INTO_STORED_BUCKET}`;
 
 /**
