@@ -521,3 +521,40 @@ describe("adapter failures", () => {
 function byEntityThenSequence(a: HealthEvent, b: HealthEvent): number {
   return a.entityId === b.entityId ? a.sequence - b.sequence : a.entityId < b.entityId ? -1 : 1;
 }
+
+describe("recordRuns: a big batch", () => {
+  it("gives the outcomes, states and logs of the same runs recorded one by one (its state is written in chunks of systems while the rest is applied)", async () => {
+    const systems = Array.from({ length: 30 }, (_, index) => `sys-${index}`);
+    const topology = {
+      systems: systems.map((systemId) => ({
+        systemId,
+        environmentIds: ["prod", "staging"],
+        checks: [{ checkId: "http", thresholds: { mode: "consecutive" as const, healthy: { minSuccessCount: 1 }, degraded: { minFailureCount: 1 }, unhealthy: { minFailureCount: 2 } } }, { checkId: "db" }],
+      })),
+    };
+    const statuses = ["healthy", "degraded", "unhealthy"] as const;
+    // 700 runs (more than two chunks), systems interleaved, a duplicate run id now and then.
+    const runs: RunInput[] = Array.from({ length: 700 }, (_, index) => ({
+      runId: `r-${index % 97 === 5 ? index - 1 : index}`,
+      systemId: systems[(index * 7) % systems.length] as string,
+      checkId: index % 3 === 0 ? "db" : "http",
+      environmentId: index % 2 === 0 ? "prod" : "staging",
+      status: statuses[Math.imul(index, 2654435761) >>> 30 === 0 ? 0 : (Math.imul(index + 7, 40503) >>> 16) % 3] as (typeof statuses)[number],
+      timestamp: at(index / 10),
+    }));
+    const batched = setup(120);
+    const single = setup(120);
+    for (const { engine } of [batched, single]) (await engine.applyTopology(topology))._unsafeUnwrap();
+    const batchOutcomes = (await batched.engine.recordRuns(runs))._unsafeUnwrap();
+    const singleOutcomes = [];
+    for (const run of runs) singleOutcomes.push((await single.engine.recordRun(run))._unsafeUnwrap());
+    expect(batchOutcomes).toEqual(singleOutcomes);
+    expect(batchOutcomes.filter((outcome) => outcome.duplicate)).toHaveLength(8);
+    expect(batchOutcomes.flatMap((outcome) => outcome.events).length).toBeGreaterThan(100);
+    const entityIds = systems.flatMap((systemId) => [systemId, `${systemId}::prod`, `${systemId}::staging`]);
+    expect((await batched.engine.getManyHealth(entityIds))._unsafeUnwrap()).toEqual((await single.engine.getManyHealth(entityIds))._unsafeUnwrap());
+    for (const entityId of entityIds.slice(0, 9)) {
+      expect((await batched.engine.listTransitions({ entityId }))._unsafeUnwrap()).toEqual((await single.engine.listTransitions({ entityId }))._unsafeUnwrap());
+    }
+  });
+});
