@@ -609,6 +609,41 @@ describe("SystemWorkspace properties", () => {
   });
 });
 
+/** Random workspace operations: runs (`runWeight` in `runWeight + 3`) and topology changes. */
+const operations = (runWeight: number) =>
+  fc.oneof(
+    { weight: runWeight, arbitrary: fc.record({ kind: fc.constant("run" as const), check: fc.nat(), environment: fc.nat(), status }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("assign" as const), setup: checkSetup }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("unassign" as const), check: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("membership" as const), environments: fc.subarray([...ENVIRONMENTS]) }) },
+  );
+type Operation = ReturnType<typeof operations> extends fc.Arbitrary<infer T> ? T : never;
+
+/**
+ * Applies one operation: a run of one of the workspace's assignments in one of the environments
+ * it accepts (nothing when there is none), or a topology change followed by `applyTopologyChange`.
+ * Returns the events and, for a run, its environment.
+ */
+function applyOperation(ws: SystemWorkspace, op: Operation): { events: HealthEvent[]; ranIn?: string | null } {
+  const assignments = ws.listAssignments();
+  if (op.kind === "run") {
+    const record = assignments[op.check % Math.max(1, assignments.length)];
+    const system = ws.getSystem();
+    if (record === undefined || system === undefined) return { events: [] };
+    const candidates = [null, ...ENVIRONMENTS].filter(
+      (environmentId) => runRejection(system, record, { systemId: "sys", checkId: record.checkId, environmentId }) === undefined,
+    );
+    if (candidates.length === 0) return { events: [] };
+    const environmentId = candidates[op.environment % candidates.length] ?? null;
+    return { events: ws.applyRun(storedRun(record.checkId, environmentId, op.status, T0)), ranIn: environmentId };
+  }
+  if (op.kind === "assign") ws.setAssignment(assignment(op.setup.checkId, op.setup));
+  else if (op.kind === "unassign") ws.deleteAssignment(assignments[op.check % Math.max(1, assignments.length)]?.checkId ?? "none");
+  else ws.setSystem({ systemId: "sys", environmentIds: op.environments });
+  ws.pruneSlices();
+  return { events: ws.applyTopologyChange(T0) };
+}
+
 describe("SystemWorkspace snapshots", () => {
   /** The records a snapshot holds, as plain lists (what a store read would return). */
   const recordsOf = (snapshot: ReturnType<SystemWorkspace["snapshot"]>) => ({
@@ -617,14 +652,7 @@ describe("SystemWorkspace snapshots", () => {
     slices: [...snapshot.slices.values()].flatMap((slices) => [...slices.values()]),
     entities: [...snapshot.entities.values()],
   });
-  const operation = fc.oneof(
-    { weight: 6, arbitrary: fc.record({ kind: fc.constant("run" as const), check: fc.nat(), environment: fc.nat(), status }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("assign" as const), setup: checkSetup }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("unassign" as const), check: fc.nat() }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("membership" as const), environments: fc.subarray([...ENVIRONMENTS]) }) },
-  );
-
-  test.prop([fc.array(fc.array(operation, { maxLength: 6 }), { maxLength: 12 }), fc.nat({ max: 11 })], { numRuns: 200 })(
+  test.prop([fc.array(fc.array(operations(6), { maxLength: 6 }), { maxLength: 12 }), fc.nat({ max: 11 })], { numRuns: 200 })(
     "a workspace from a snapshot behaves as one loaded from its records, and never changes the snapshot",
     (units, failing) => {
       const start = workspace(ENVIRONMENTS, [assignment("a"), assignment("b", { environmentIds: ["prod"] })]);
@@ -634,26 +662,7 @@ describe("SystemWorkspace snapshots", () => {
         const fromSnapshot = SystemWorkspace.fromSnapshot("sys", snapshot, []);
         const fromRecords = new SystemWorkspace("sys", recordsOf(snapshot));
         const outcomes = [fromSnapshot, fromRecords].map((ws) => {
-          const events: HealthEvent[] = [];
-          for (const op of unit) {
-            const assignments = ws.listAssignments();
-            if (op.kind === "run") {
-              const record = assignments[op.check % Math.max(1, assignments.length)];
-              const system = ws.getSystem();
-              if (record === undefined || system === undefined) continue;
-              const candidates = [null, ...ENVIRONMENTS].filter(
-                (environmentId) => runRejection(system, record, { systemId: "sys", checkId: record.checkId, environmentId }) === undefined,
-              );
-              if (candidates.length === 0) continue;
-              events.push(...ws.applyRun(storedRun(record.checkId, candidates[op.environment % candidates.length] as string | null, op.status, T0)));
-            } else {
-              if (op.kind === "assign") ws.setAssignment(assignment(op.setup.checkId, op.setup));
-              else if (op.kind === "unassign") ws.deleteAssignment(assignments[op.check % Math.max(1, assignments.length)]?.checkId ?? "none");
-              else ws.setSystem({ systemId: "sys", environmentIds: op.environments });
-              ws.pruneSlices();
-              events.push(...ws.applyTopologyChange(T0));
-            }
-          }
+          const events = unit.flatMap((op) => applyOperation(ws, op).events);
           return { events, changes: ws.changes(), after: recordsOf(ws.snapshot()) };
         });
         // Run ids differ between the two copies (a counter): compare the rest.
@@ -670,40 +679,15 @@ describe("SystemWorkspace snapshots", () => {
 
 describe("SystemWorkspace evaluation", () => {
   const LETTERS: Readonly<Record<HealthStatus, string>> = { healthy: "h", degraded: "d", unhealthy: "u" };
-  const operation = fc.oneof(
-    { weight: 8, arbitrary: fc.record({ kind: fc.constant("run" as const), check: fc.nat(), environment: fc.nat(), status }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("assign" as const), setup: checkSetup }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("unassign" as const), check: fc.nat() }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("membership" as const), environments: fc.subarray([...ENVIRONMENTS]) }) },
-  );
-
   // A run that leaves its slice's status as it was reuses the stored entity states instead of
   // aggregating again: this holds that to the full aggregation after every step.
-  test.prop([fc.array(operation, { maxLength: 60 })], { numRuns: 300 })(
+  test.prop([fc.array(operations(8), { maxLength: 60 })], { numRuns: 300 })(
     "after every run and topology change the live entities are the §6 aggregation of the slices as they now are, and a run evaluates the rollup and its environment's entity",
     (ops) => {
       const ws = workspace(ENVIRONMENTS, [assignment("a"), assignment("b", { environmentIds: ["prod"] })]);
       for (const op of ops) {
         const before = new Map(ws.listEntities().map((record) => [record.entityId, record]));
-        let ranIn: string | null | undefined;
-        const assignments = ws.listAssignments();
-        if (op.kind === "run") {
-          const record = assignments[op.check % Math.max(1, assignments.length)];
-          const system = ws.getSystem();
-          if (record === undefined || system === undefined) continue;
-          const candidates = [null, ...ENVIRONMENTS].filter(
-            (environmentId) => runRejection(system, record, { systemId: "sys", checkId: record.checkId, environmentId }) === undefined,
-          );
-          if (candidates.length === 0) continue;
-          const environmentId = candidates[op.environment % candidates.length] ?? null;
-          ranIn = environmentId;
-          ws.applyRun(storedRun(record.checkId, environmentId, op.status));
-        } else {
-          if (op.kind === "assign") ws.setAssignment(assignment(op.setup.checkId, op.setup));
-          else if (op.kind === "unassign") ws.deleteAssignment(assignments[op.check % Math.max(1, assignments.length)]?.checkId ?? "none");
-          else ws.setSystem({ systemId: "sys", environmentIds: op.environments });
-          ws.applyTopologyChange(T0);
-        }
+        const { ranIn } = applyOperation(ws, op);
         const { slices } = ws.snapshot();
         const system = ws.getSystem();
         const expected =
