@@ -1066,6 +1066,34 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(stored).toEqual(mergeBuckets(key, added));
     });
 
+    it("folds at most 32 due systems per transaction, those with the most pending first; the others at their next look", async () => {
+      const adapter = fixture().adapter({ foldBucketDeltasAfter: 2 });
+      const systems = Array.from({ length: 40 }, (_, index) => `s${String(index).padStart(2, "0")}`);
+      const append = (hours: number, checksOf: (index: number) => readonly string[]) =>
+        inTx(adapter, async (tx) => {
+          expect(await tx.getStateVersions?.(systems)).toEqual([]);
+          await tx.addToBuckets(systems.flatMap((systemId, index) => checksOf(index).map((checkId) => bucketOf(bucketKeyOf(systemId, checkId, null, "hour", hours * HOUR)))));
+        });
+      const pending = async () =>
+        Object.fromEntries(
+          (await fixture().query<{ system_id: string; n: number }>(`SELECT system_id, count(*)::int AS n FROM "${fixture().schema}".bucket_deltas GROUP BY system_id`)).map((row) => [row.system_id, row.n]),
+        );
+      await append(0, () => ["c"]);
+      expect(Object.keys(await pending())).toHaveLength(40);
+      // Now all 40 are due: s32–s39 with 4 pending, the others with 2. Folded: s32–s39, then s00–s23.
+      await append(1, (index) => (index < 32 ? ["c"] : ["c", "d", "e"]));
+      expect(await pending()).toEqual(Object.fromEntries(systems.slice(24, 32).map((systemId) => [systemId, 2])));
+      // Looked at, their counts restarted: foldBucketDeltasAfter appends later they are looked at again, and folded.
+      await append(2, () => ["c"]);
+      expect(await pending()).toMatchObject(Object.fromEntries(systems.slice(24, 32).map((systemId) => [systemId, 3])));
+      await append(3, () => ["c"]);
+      expect(Object.keys(await pending()).filter((systemId) => systemId >= "s24" && systemId < "s32")).toEqual([]);
+      const total = await fixture().query<{ runs: number }>(
+        `SELECT ((SELECT coalesce(sum(runs), 0) FROM "${fixture().schema}".buckets) + (SELECT coalesce(sum(runs), 0) FROM "${fixture().schema}".bucket_deltas))::int AS runs`,
+      );
+      expect(total).toEqual([{ runs: 40 + 32 + 8 * 3 + 40 + 40 }]);
+    });
+
     it("folds a schema published for logical replication (bucket_deltas has a key, so its rows can be deleted)", async () => {
       const adapter = fixture().adapter({ foldBucketDeltasAfter: 1 });
       const publication = `${fixture().schema}_pub`;

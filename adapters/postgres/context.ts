@@ -23,7 +23,7 @@ export interface AdapterContext {
   readonly bucketDeltas: BucketDeltaCounter;
 }
 
-/** Systems whose pending bucket deltas one transaction folds at most (`BucketDeltaCounter.append`). */
+/** Systems whose pending bucket deltas one fold statement folds at most, those with the most first. */
 export const MAX_FOLD_SYSTEMS = 32;
 
 /**
@@ -35,17 +35,19 @@ export const MAX_FOLD_SYSTEMS = 32;
  * folds only if there are that many. A fold takes every pending row of the system, whoever
  * appended it (other processes, this one before a restart, short-lived jobs that each append a
  * few), so what is pending stays near `foldAfter` per system however the writers come and go.
- * The count is only when to look, never what is folded: a rolled-back append or fold, or rows
- * another process appended since, only move the next look.
+ *
+ * A transaction's appends and looks are staged (`BucketDeltaStage`) and reach the counts only when
+ * it commits: an attempt that rolls back (and is retried) leaves them as they were, so the retry
+ * looks again. The counts say only when to look, never what is folded.
  */
 export class BucketDeltaCounter {
   readonly #pending = new Map<string, number>();
 
   constructor(readonly foldAfter: number) {}
 
-  /** Whether this adapter has a count for the system. */
-  knows(systemId: string): boolean {
-    return this.#pending.has(systemId);
+  /** Whether this adapter has a count for the system, committed or staged. */
+  knows(systemId: string, stage: BucketDeltaStage): boolean {
+    return stage.has(systemId) || this.#pending.has(systemId);
   }
 
   /** Takes the pending counts read from the database (`systemIds` without a row have none). */
@@ -53,33 +55,33 @@ export class BucketDeltaCounter {
     for (const systemId of systemIds) this.#pending.set(systemId, pending.get(systemId) ?? 0);
   }
 
-  /**
-   * Records appended rows per system; returns the systems to look at now, at most
-   * `MAX_FOLD_SYSTEMS`, unknown ones first, then those with the most pending (their counts
-   * restart; the others stay due for their next append). Systems that started together come due
-   * together (a fleet's first batch, then every `foldAfter` runs each): without the cap one
-   * transaction in `foldAfter` would fold them all, tens of thousands of rows; with it the folds
-   * spread over the next transactions and drift apart.
-   */
-  append(rowsPerSystem: ReadonlyMap<string, number>): string[] {
-    const due: { readonly systemId: string; readonly priority: number }[] = [];
+  /** Stages appended rows per system; returns the systems to look at now: unknown ones, and those whose count reached `foldAfter` (their counts restart). */
+  append(rowsPerSystem: ReadonlyMap<string, number>, stage: BucketDeltaStage): string[] {
+    const due: string[] = [];
     for (const [systemId, rows] of rowsPerSystem) {
-      const before = this.#pending.get(systemId);
+      const before = stage.get(systemId) ?? this.#pending.get(systemId);
       const count = (before ?? 0) + rows;
-      this.#pending.set(systemId, count);
-      if (before === undefined || count >= this.foldAfter) due.push({ systemId, priority: before === undefined ? Infinity : count });
+      if (before === undefined || count >= this.foldAfter) {
+        stage.set(systemId, 0);
+        due.push(systemId);
+      } else stage.set(systemId, count);
     }
-    due.sort((a, b) => b.priority - a.priority);
-    const chosen = due.slice(0, MAX_FOLD_SYSTEMS).map((entry) => entry.systemId);
-    for (const systemId of chosen) this.#pending.set(systemId, 0);
-    return chosen;
+    return due;
   }
 
-  /** Restarts the counts of systems whose deltas were all folded by other means (retention folds before it rolls). */
-  folded(systemIds: readonly string[]): void {
-    for (const systemId of systemIds) this.#pending.set(systemId, 0);
+  /** Stages the restart of the counts of systems whose deltas are all folded by other means (retention folds before it rolls). */
+  folded(systemIds: readonly string[], stage: BucketDeltaStage): void {
+    for (const systemId of systemIds) stage.set(systemId, 0);
+  }
+
+  /** Applies a committed transaction's stage. */
+  commit(stage: BucketDeltaStage): void {
+    for (const [systemId, count] of stage) this.#pending.set(systemId, count);
   }
 }
+
+/** One transaction attempt's staged counts (`BucketDeltaCounter`), by system. */
+export type BucketDeltaStage = Map<string, number>;
 
 /** Open/closed state of an adapter: after `close()` every port call rejects with a `ClosedError`. */
 export class Lifecycle {

@@ -76,7 +76,8 @@ export interface PostgresAdapterOptions {
    * (`bucket_deltas`), folded in bulk in a writing transaction that finds at least this many of
    * its system's pending (it looks on its adapter's first append of the system, and after every
    * this many more), and reads add what is pending (docs/postgres.md, *Bucket deltas*). Higher:
-   * cheaper writes, more rows per read and in the table. `1` folds at every write. @default 64
+   * cheaper writes, more rows per read and in the table. `1` folds at every write (other values
+   * fold at most 32 systems per transaction, those with the most pending). @default 64
    */
   readonly foldBucketDeltasAfter?: number;
   /** Retries of a transaction after a deadlock, lock timeout, serialization failure or lost connection. */

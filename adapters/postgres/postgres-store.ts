@@ -24,7 +24,7 @@ import {
   type TransitionQuery,
 } from "healthstate";
 import { randomUUID } from "node:crypto";
-import type { AdapterContext } from "./context";
+import { MAX_FOLD_SYSTEMS, type AdapterContext, type BucketDeltaStage } from "./context";
 import { advisoryLockKey } from "./lock-keys";
 import { withRetry } from "./retry";
 import { combineWrites, type PendingWrite } from "./write-batch";
@@ -144,6 +144,7 @@ export class PostgresStore implements HealthStore {
     ctx.lifecycle.assertOpen("store.transaction");
     const plan = lockPlan(ctx.names.schema, options.lockKeys, ctx.maxLockKeys);
     let enqueued = false;
+    let stage: BucketDeltaStage | undefined;
     const result = await withRetry(ctx.retry, () => {
       // Each attempt its own state version, announced to the schema's triggers (migration 0004)
       // so that they leave the versions to this transaction.
@@ -156,6 +157,7 @@ export class PostgresStore implements HealthStore {
             await tx.settle();
             ctx.lifecycle.assertOpen("store.transaction (commit)");
             enqueued = tx.enqueued;
+            stage = tx.bucketDeltaStage;
             return value;
           } finally {
             // A call `fn` left running (a sibling of a rejected `Promise.all`) must not reach the
@@ -166,6 +168,8 @@ export class PostgresStore implements HealthStore {
         { ...ctx.settings, prelude: [`SET LOCAL healthstate.state_version = '${stateVersion}'`, lockSql(plan, ctx.barrierKey)].filter((part) => part !== "").join("; ") },
       );
     });
+    // Committed: the last attempt's appends and looks now count (see `BucketDeltaCounter`).
+    if (stage !== undefined) ctx.bucketDeltas.commit(stage);
     if (enqueued) ctx.hub.notify();
     return result;
   }
@@ -403,6 +407,8 @@ class Transaction implements PostgresStoreTransaction {
   readonly #stateWritten = new Set<string>();
   /** Systems whose pending bucket deltas to look at (and fold if enough) before COMMIT (`addToBuckets`). */
   readonly #foldLooks = new Set<string>();
+  /** This attempt's appends and looks, for the adapter's counts once it commits (`BucketDeltaCounter`). */
+  readonly bucketDeltaStage: BucketDeltaStage = new Map();
 
   constructor(sql: SqlQueryable, ctx: AdapterContext, barrierHeld: boolean, stateVersion: string) {
     this.stateVersion = stateVersion;
@@ -599,7 +605,7 @@ class Transaction implements PostgresStoreTransaction {
   async getStateVersions(systemIds: readonly string[]): Promise<{ systemId: string; version: string }[]> {
     if (systemIds.length === 0) return [];
     const counter = this.#ctx.bucketDeltas;
-    const unknown = [...new Set(systemIds)].filter((systemId) => !counter.knows(systemId));
+    const unknown = [...new Set(systemIds)].filter((systemId) => !counter.knows(systemId, this.bucketDeltaStage));
     const [rows] = await Promise.all([
       this.#load<{ system_id: string; version: string }>("versions", systemIds),
       unknown.length === 0
@@ -935,19 +941,21 @@ class Transaction implements PostgresStoreTransaction {
       writes.push(this.#write("bucket_deltas", INSERT_DELTAS_SQL(this.#q), [jsonRows(hourly)], FIXED_PLAN, hourly.length));
       const perSystem = new Map<string, number>();
       for (const row of hourly) perSystem.set(row.system_id as string, (perSystem.get(row.system_id as string) ?? 0) + 1);
-      for (const systemId of this.#ctx.bucketDeltas.append(perSystem)) this.#foldLooks.add(systemId);
+      for (const systemId of this.#ctx.bucketDeltas.append(perSystem, this.bucketDeltaStage)) this.#foldLooks.add(systemId);
     }
     await Promise.all(writes);
   }
 
   /**
    * Folds every pending delta of those of the systems that have at least `minRows` pending into
-   * their hourly buckets (deferred, as a write; its own statement: it changes two tables). Rows
-   * locked by a concurrent fold are waited for, then found deleted and skipped: each delta is
-   * folded once.
+   * their hourly buckets (deferred, as a write; its own statement: it changes two tables): at most
+   * `MAX_FOLD_SYSTEMS` of them, those with the most pending, but with `minRows` 1 (retention, and
+   * `foldBucketDeltasAfter: 1`, which folds at every write) all of them. Rows locked by a
+   * concurrent fold are waited for, then found deleted and skipped: each delta is folded once.
    */
   #fold(systemIds: readonly string[], minRows: number): PendingWrite {
-    return { table: null, text: FOLD_SQL(this.#q), params: [arrayLiteral([...new Set(systemIds)].sort(compareStrings)), minRows], prepare: false };
+    const ids = arrayLiteral([...new Set(systemIds)].sort(compareStrings));
+    return { table: null, text: FOLD_SQL(this.#q), params: [ids, minRows, minRows === 1 ? null : MAX_FOLD_SYSTEMS], prepare: false };
   }
 
   /** Absent keys are ignored. Rejects with a `TypeError`, before any SQL, for a start that is not an ISO 8601 time. */
@@ -997,7 +1005,7 @@ class Transaction implements PostgresStoreTransaction {
     if (query.granularity === "hour") {
       const fold = this.#fold(query.systemIds, 1);
       await this.#write(fold.table, fold.text, fold.params);
-      this.#ctx.bucketDeltas.folded(query.systemIds);
+      this.#ctx.bucketDeltas.folded(query.systemIds, this.bucketDeltaStage);
     }
     const { rows } = await this.#db().query<BucketRow>(
       `SELECT ${BUCKET_COLUMNS} FROM ${this.#q}.buckets
@@ -1093,7 +1101,10 @@ const DELTA_INSERT_COLUMNS =
 
 /**
  * Folds every pending delta of those systems of `$1` (a text array) that have at least `$2` rows
- * pending into their hourly buckets: deletes the deltas, sums them per bucket (sketch bins key by
+ * pending, at most `$3` of them (those with the most; `NULL`: all), into their hourly buckets.
+ * Systems that started together come due together (a fleet's first batch, then every
+ * `foldBucketDeltasAfter` runs each): the cap spreads their folds over the next transactions,
+ * where they drift apart, instead of one transaction folding tens of thousands of rows. The fold: deletes the deltas, sums them per bucket (sketch bins key by
  * key, per bucket, from the bucket's own bins aggregated with `jsonb_agg`: no join, one sort) and
  * adds each sum into its bucket as `UPSERT_BUCKETS_SQL` does, in the same key order. One
  * statement, so the deltas it deletes are exactly the ones it adds. `= ANY(ARRAY(…))`, not `IN`:
@@ -1103,6 +1114,7 @@ const DELTA_INSERT_COLUMNS =
 const FOLD_SQL = (q: string) => `WITH due AS (
          SELECT system_id FROM ${q}.bucket_deltas WHERE system_id = ANY($1::text[])
           GROUP BY system_id HAVING count(*) >= $2::int
+          ORDER BY count(*) DESC, system_id LIMIT $3::int
        ), d AS (
          DELETE FROM ${q}.bucket_deltas WHERE system_id = ANY(ARRAY(SELECT system_id FROM due))
          RETURNING system_id, check_id, environment_id, coalesce(':' || environment_id, '') AS environment_key, start_ms,
