@@ -920,10 +920,11 @@ class Transaction implements PostgresStoreTransaction {
 
   /**
    * Hourly buckets are appended to `bucket_deltas` as plain rows (one `INSERT` whatever the
-   * batch: no conflict check, no row lock, no wide row rewritten per run). When this adapter first
-   * appends rows of a system, and then each time it has appended `foldBucketDeltasAfter` more, the
-   * same transaction folds the system's pending deltas into its buckets before COMMIT (its last
-   * statement), if at least that many are pending (`FOLD_SQL`, `BucketDeltaCounter`).
+   * batch: no conflict check, no row lock, no wide row rewritten per run). When the adapter's
+   * count of a system's pending rows reaches `foldBucketDeltasAfter` (a count read with the
+   * state versions, or none yet: then at once), the transaction folds the system's pending
+   * deltas into its buckets before COMMIT (its last statement), if at least that many are
+   * pending (`FOLD_SQL`, `BucketDeltaCounter`).
    * Daily buckets (retention's rolls, rare) are upserted at once (`UPSERT_BUCKETS_SQL`). Either way
    * no concurrent addition is lost: deltas are only ever added and folded, and a fold's upsert
    * merges atomically per row. Keys repeated in the call are merged first (`mergeBuckets`).
