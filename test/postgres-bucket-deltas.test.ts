@@ -47,4 +47,16 @@ describe("BucketDeltaCounter (when a transaction looks at a system's pending buc
     expect(counter.append(rows([["b", 1]]), new Map())).toEqual(["b"]);
     expect(counter.knows("b", new Map())).toBe(false);
   });
+
+  it("keeps the counts of the most recently counted systems only, up to its capacity: a forgotten one is unknown (read again with its state version)", () => {
+    const counter = new BucketDeltaCounter(5, 3);
+    counter.seed(["a", "b", "c"], rows([["a", 1], ["b", 1], ["c", 1]]));
+    const stage: BucketDeltaStage = new Map();
+    expect(counter.append(rows([["a", 1]]), stage)).toEqual([]);
+    counter.commit(stage);
+    counter.seed(["d"], rows([]));
+    // "b" was the least recently counted ("a" was counted again by the commit).
+    expect(["a", "b", "c", "d"].map((systemId) => counter.knows(systemId, new Map()))).toEqual([true, false, true, true]);
+    expect(counter.append(rows([["b", 1]]), new Map())).toEqual(["b"]);
+  });
 });

@@ -23,6 +23,12 @@ export interface AdapterContext {
   readonly bucketDeltas: BucketDeltaCounter;
 }
 
+/**
+ * Systems whose counts a `BucketDeltaCounter` keeps at most; the least recently counted go first
+ * (they are counted again from the database the next time their state version is read).
+ */
+export const MAX_COUNTED_SYSTEMS = 100_000;
+
 /** Systems whose pending bucket deltas one fold statement folds at most, those with the most first. */
 export const MAX_FOLD_SYSTEMS = 32;
 
@@ -43,7 +49,10 @@ export const MAX_FOLD_SYSTEMS = 32;
 export class BucketDeltaCounter {
   readonly #pending = new Map<string, number>();
 
-  constructor(readonly foldAfter: number) {}
+  constructor(
+    readonly foldAfter: number,
+    private readonly capacity = MAX_COUNTED_SYSTEMS,
+  ) {}
 
   /** Whether this adapter has a count for the system, committed or staged. */
   knows(systemId: string, stage: BucketDeltaStage): boolean {
@@ -52,7 +61,7 @@ export class BucketDeltaCounter {
 
   /** Takes the pending counts read from the database (`systemIds` without a row have none). */
   seed(systemIds: readonly string[], pending: ReadonlyMap<string, number>): void {
-    for (const systemId of systemIds) this.#pending.set(systemId, pending.get(systemId) ?? 0);
+    for (const systemId of systemIds) this.#set(systemId, pending.get(systemId) ?? 0);
   }
 
   /** Stages appended rows per system; returns the systems to look at now: unknown ones, and those whose count reached `foldAfter` (their counts restart). */
@@ -76,7 +85,17 @@ export class BucketDeltaCounter {
 
   /** Applies a committed transaction's stage. */
   commit(stage: BucketDeltaStage): void {
-    for (const [systemId, count] of stage) this.#pending.set(systemId, count);
+    for (const [systemId, count] of stage) this.#set(systemId, count);
+  }
+
+  /** Sets a count as the most recent; forgets the least recent beyond `capacity`. */
+  #set(systemId: string, count: number): void {
+    this.#pending.delete(systemId);
+    this.#pending.set(systemId, count);
+    for (const oldest of this.#pending.keys()) {
+      if (this.#pending.size <= this.capacity) break;
+      this.#pending.delete(oldest);
+    }
   }
 }
 
