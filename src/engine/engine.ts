@@ -871,41 +871,14 @@ class Engine implements HealthEngine {
       // Buckets before the state: the outbox insert, when there are events, comes last, so an
       // adapter that combines writes sends the rest as one statement.
       await Promise.all([tx.insertRuns(accepted), addToBuckets(tx, accepted)]);
-      // Applied system by system, in the order the systems first appear, each system's runs in
-      // call order: the same outcomes as in call order, since systems are independent. The slices
-      // and entities of every PERSIST_CHUNK_RUNS runs are written as soon as computed, so a store
-      // that sends big writes at once (Postgres) has the server write them while the kernel
-      // computes the next; the log (transitions, events) is written once, at the end.
-      const outcomes: (RecordOutcome | ValidationError)[] = [];
-      const appliedOf = new Map<SystemWorkspace, number[]>();
-      runs.forEach((run, index) => {
+      const outcomes = runs.map((run, index): RecordOutcome | ValidationError => {
         const fate = fates[index];
-        if (fate instanceof ValidationError) outcomes[index] = fate;
-        else if (fate === "duplicate") outcomes[index] = { runId: run.runId, duplicate: true, events: [] };
-        else {
-          const workspace = workspaces.get(run.systemId) as SystemWorkspace;
-          const indexes = appliedOf.get(workspace);
-          if (indexes === undefined) appliedOf.set(workspace, [index]);
-          else indexes.push(index);
-        }
+        if (fate instanceof ValidationError) return fate;
+        if (fate === "duplicate") return { runId: run.runId, duplicate: true, events: [] };
+        const events = (workspaces.get(run.systemId) as SystemWorkspace).applyRun(run);
+        return { runId: run.runId, duplicate: false, events };
       });
-      const stateWritten = new Set<SystemWorkspace>();
-      let chunk: SystemWorkspace[] = [];
-      let chunkRuns = 0;
-      for (const [workspace, indexes] of appliedOf) {
-        for (const index of indexes) {
-          const run = runs[index] as StoredRun;
-          outcomes[index] = { runId: run.runId, duplicate: false, events: workspace.applyRun(run) };
-        }
-        chunk.push(workspace);
-        chunkRuns += indexes.length;
-        if (chunkRuns < PERSIST_CHUNK_RUNS) continue;
-        await persistRunState(tx, chunk);
-        for (const written of chunk) stateWritten.add(written);
-        chunk = [];
-        chunkRuns = 0;
-      }
-      await persist(tx, workspaces.values(), stateWritten);
+      await persist(tx, workspaces.values());
       return outcomes;
     });
     // A failed unit of work leaves the cache as it was: what it holds is still what its version says.
@@ -1006,23 +979,8 @@ function groupBySystem<T extends { readonly systemId: string }>(records: readonl
   return grouped;
 }
 
-/** The slices and entities runs changed in these workspaces (the only state runs change), one call per table. */
-async function persistRunState(tx: StoreTransaction, workspaces: readonly SystemWorkspace[]): Promise<void> {
-  const all = workspaces.map((workspace) => workspace.changes());
-  const slices = all.flatMap((changes) => changes.slices);
-  if (slices.length > 0) await tx.putSlices(slices);
-  const entities = all.flatMap((changes) => changes.entities);
-  if (entities.length > 0) await tx.putEntities(entities);
-}
-
-/**
- * Writes what the workspaces changed, one call per table for the whole unit of work (so an
- * adapter can write each in one statement), but the slices and entities of `stateWritten`, which
- * `persistRunState` wrote already and nothing changed since.
- */
-async function persist(tx: StoreTransaction, workspaces: Iterable<SystemWorkspace>, stateWritten: ReadonlySet<SystemWorkspace> = new Set()): Promise<void> {
-  const list = [...workspaces];
-  const all = list.map((workspace) => workspace.changes());
+async function persist(tx: StoreTransaction, workspaces: Iterable<SystemWorkspace>): Promise<void> {
+  const all = [...workspaces].map((workspace) => workspace.changes());
   for (const changes of all) {
     if (changes.system !== undefined) await tx.putSystem(changes.system);
     if (changes.systemDeleted) await tx.deleteSystem(changes.systemId);
@@ -1036,10 +994,9 @@ async function persist(tx: StoreTransaction, workspaces: Iterable<SystemWorkspac
   if (assignments.length > 0) await tx.putAssignments(assignments);
   const deletedSlices = all.flatMap((changes) => changes.deletedSlices);
   if (deletedSlices.length > 0) await tx.deleteSlices(deletedSlices);
-  const unwritten = all.filter((_, index) => !stateWritten.has(list[index] as SystemWorkspace));
-  const slices = unwritten.flatMap((changes) => changes.slices);
+  const slices = all.flatMap((changes) => changes.slices);
   if (slices.length > 0) await tx.putSlices(slices);
-  const entities = unwritten.flatMap((changes) => changes.entities);
+  const entities = all.flatMap((changes) => changes.entities);
   if (entities.length > 0) await tx.putEntities(entities);
   const transitions = all.flatMap((changes) => changes.transitions);
   if (transitions.length > 0) await tx.appendTransitions(transitions);
@@ -1157,9 +1114,6 @@ class StateCache {
     }
   }
 }
-
-/** Runs whose slices and entities a unit of work writes together while it applies the rest (`commitRuns`). */
-const PERSIST_CHUNK_RUNS = 256;
 
 /** Most single calls on one system folded into one unit of work (the rest wait for the next one). */
 const MAX_SINGLE_GROUP_SIZE = 64;
