@@ -2243,6 +2243,37 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
     if (foldBucketDeltasAfter < 64) expect(await count(fixture(), "buckets")).toBe(2);
   });
 
+  it("looks for due bucket deltas again when a transaction whose fold failed is retried (the failed attempt's counts are dropped)", async () => {
+    const { schema } = fixture();
+    await migrate(fixture().client, { schema });
+    const adapter = createPostgresAdapter({ client: fixture().extraPool({ max: 2 }), schema, foldBucketDeltasAfter: 4, lockTimeoutMs: 200 });
+    fixture().defer(() => adapter.close());
+    let attempts = 0;
+    const append = (hours: readonly number[]) =>
+      adapter.store.transaction({ lockKeys: [] }, async (tx) => {
+        attempts += 1;
+        await tx.getStateVersions?.(["s"]);
+        await tx.addToBuckets(hours.map((hour) => bucketOf(bucketKeyOf("s", "c", null, "hour", hour * HOUR))));
+      });
+    for (let i = 0; i < 4; i += 1) await append([0]);
+    expect(await count(fixture(), "bucket_deltas")).toBe(0);
+    await append([0]);
+    await append([0]);
+    // Another session holds the bucket row: the fold this append makes due (2 + 2 pending) times out,
+    // the attempt rolls back, and the retry, started from the committed count, folds again.
+    const blocker = await fixture().extraPool({ max: 1 }).connect();
+    await blocker.query("BEGIN");
+    await blocker.query(`SELECT 1 FROM "${schema}".buckets WHERE system_id = 's' FOR UPDATE`);
+    attempts = 0;
+    const released = new Promise<void>((resolve) => setTimeout(() => void blocker.query("COMMIT").finally(() => (blocker.release(), resolve())), 300));
+    await append([0, 1]);
+    await released;
+    expect(attempts).toBeGreaterThan(1);
+    expect(await count(fixture(), "bucket_deltas")).toBe(0);
+    const [bucket] = await adapter.store.queryBuckets({ systemId: "s", granularity: "hour", from: bat(0), to: bat(1) });
+    expect(bucket?.runs).toBe(7);
+  });
+
   it("never leases one event to two consumers claiming concurrently from two pools", async () => {
     const { schema } = fixture();
     await migrate(fixture().client, { schema });

@@ -644,9 +644,9 @@ class Engine implements HealthEngine {
     return events;
   }
 
-  /** Hourly and daily buckets of an entity's slices whose start lies in `[hour/day of from, to)`. */
   /**
-   * The hourly and daily buckets of an entity's slices over a range, as one consistent state.
+   * The hourly and daily buckets of an entity's slices whose start lies in `[hour/day of from,
+   * to)`, as one consistent state.
    * Retention moves an hour into its day in one transaction, but the two reads are two: an hour
    * read before the move and its day after it would count the hour twice, the other way round
    * not at all. So the days are read before and after the hours, and the three reads again until
