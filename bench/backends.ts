@@ -3,7 +3,7 @@
 // adapter, or a new migrated schema), all dropped when the backend closes.
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
-import { createHealthEngine, type HealthAdapter, type HealthEngine } from "healthstate";
+import { createHealthEngine, type HealthAdapter, type HealthEngine, type HealthEngineOptions } from "healthstate";
 import { createMemoryAdapter } from "healthstate/adapters/memory";
 import { createPostgresAdapter, migrate } from "healthstate/adapters/postgres";
 
@@ -45,8 +45,11 @@ export interface Backend {
   readonly poolSize: number | undefined;
   /** Server version and settings worth reporting. */
   readonly info: Record<string, string>;
-  /** A fresh engine environment; `label` names its schema (`healthstate_bench_<label>`). */
-  openEnv(label: string): Promise<EngineEnv>;
+  /**
+   * A fresh engine environment; `label` names its schema (`healthstate_bench_<label>`). `tuning`
+   * goes to every engine of it (the defaults otherwise).
+   */
+  openEnv(label: string, tuning?: EngineTuning): Promise<EngineEnv>;
   /** Registers a schema created outside `openEnv` (the baseline's), dropped by `close`. */
   trackSchema(schema: string): void;
   /** Drops every schema it created or tracks, then closes the pool or the PGlite instance. */
@@ -56,9 +59,13 @@ export interface Backend {
 export const SCHEMA_PREFIX = "healthstate_bench";
 export const schemaOf = (label: string): string => (label === "" ? SCHEMA_PREFIX : `${SCHEMA_PREFIX}_${label}`);
 
-const engineOf = (adapter: Parameters<typeof createHealthEngine>[0], backgroundErrors: unknown[]): HealthEngine =>
+/** Engine options a scenario may set. */
+export type EngineTuning = Pick<HealthEngineOptions, "stateCacheSystems">;
+
+const engineOf = (adapter: Parameters<typeof createHealthEngine>[0], backgroundErrors: unknown[], tuning: EngineTuning = {}): HealthEngine =>
   createHealthEngine({
     ...adapter,
+    ...tuning,
     timers: false,
     onBackgroundError: (error) => {
       backgroundErrors.push(error);
@@ -71,10 +78,10 @@ export function memoryBackend(): Backend {
     sql: undefined,
     poolSize: undefined,
     info: {},
-    openEnv: () => {
+    openEnv: (_label, tuning) => {
       const adapter = createMemoryAdapter();
       const backgroundErrors: unknown[] = [];
-      const engine = engineOf(adapter, backgroundErrors);
+      const engine = engineOf(adapter, backgroundErrors, tuning);
       const peers: HealthEngine[] = [];
       return Promise.resolve({
         engine,
@@ -83,7 +90,7 @@ export function memoryBackend(): Backend {
         backgroundErrors,
         storeBytes: () => Promise.resolve(undefined),
         peer: () => {
-          const peer = engineOf(adapter, backgroundErrors);
+          const peer = engineOf(adapter, backgroundErrors, tuning);
           peers.push(peer);
           return peer;
         },
@@ -156,14 +163,14 @@ function sqlBackend(
     sql,
     poolSize,
     info,
-    async openEnv(label) {
+    async openEnv(label, tuning) {
       const schema = schemaOf(label);
       await sql.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       schemas.add(schema);
       await migrate(client, { schema });
       const adapter = createPostgresAdapter({ client, schema });
       const backgroundErrors: unknown[] = [];
-      const engine = engineOf(adapter, backgroundErrors);
+      const engine = engineOf(adapter, backgroundErrors, tuning);
       const peers: { engine: HealthEngine; close(): Promise<void> }[] = [];
       return {
         engine,
@@ -182,7 +189,7 @@ function sqlBackend(
         peer: () => {
           // No LISTEN connection per peer: the pool is shared, and the bench subscribes on the main engine only.
           const peerAdapter = createPostgresAdapter({ client, schema, listen: false });
-          const peer = engineOf(peerAdapter, backgroundErrors);
+          const peer = engineOf(peerAdapter, backgroundErrors, tuning);
           peers.push({ engine: peer, close: () => peerAdapter.close() });
           return peer;
         },

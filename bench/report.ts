@@ -177,7 +177,7 @@ export function formatReport(output: {
   if (scaled.length > 0) {
     lines.push("");
     lines.push(
-      "Scale (scenario 5): a fresh store per size; batches of 250 systems × 4 runs at every size. RSS and heap of this process after a full GC (the memory adapter keeps every run: raw retention is 7 days); store MiB: the schema's tables and indexes.",
+      "Scale (scenario 5): a fresh store per size; batches of 250 systems × 4 runs at every size; the engine's state cache sized to every system of the store (`stateCacheSystems`, at least the default 10,000). RSS and heap of this process after a full GC (the memory adapter keeps every run: raw retention is 7 days); store MiB: the schema's tables and indexes.",
     );
     lines.push("");
     lines.push(

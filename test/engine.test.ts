@@ -8,6 +8,7 @@ import {
   type HealthEngine,
   type HealthEvent,
   type RunInput,
+  type StoreTransaction,
 } from "healthstate";
 import { createMemoryAdapter } from "healthstate/adapters/memory";
 
@@ -523,7 +524,7 @@ function byEntityThenSequence(a: HealthEvent, b: HealthEvent): number {
 }
 
 describe("recordRuns: a big batch", () => {
-  it("gives the outcomes, states and logs of the same runs recorded one by one (its state is written in chunks of systems while the rest is applied)", async () => {
+  it("gives the outcomes, states and logs of the same runs recorded one by one", async () => {
     const systems = Array.from({ length: 30 }, (_, index) => `sys-${index}`);
     const topology = {
       systems: systems.map((systemId) => ({
@@ -533,7 +534,7 @@ describe("recordRuns: a big batch", () => {
       })),
     };
     const statuses = ["healthy", "degraded", "unhealthy"] as const;
-    // 700 runs (more than two chunks), systems interleaved, a duplicate run id now and then.
+    // 700 runs, systems interleaved, a duplicate run id now and then.
     const runs: RunInput[] = Array.from({ length: 700 }, (_, index) => ({
       runId: `r-${index % 97 === 5 ? index - 1 : index}`,
       systemId: systems[(index * 7) % systems.length] as string,
@@ -555,6 +556,101 @@ describe("recordRuns: a big batch", () => {
     expect((await batched.engine.getManyHealth(entityIds))._unsafeUnwrap()).toEqual((await single.engine.getManyHealth(entityIds))._unsafeUnwrap());
     for (const entityId of entityIds.slice(0, 9)) {
       expect((await batched.engine.listTransitions({ entityId }))._unsafeUnwrap()).toEqual((await single.engine.listTransitions({ entityId }))._unsafeUnwrap());
+    }
+  });
+});
+
+describe("state cache (stateCacheSystems)", () => {
+  /** A memory adapter whose transactions count the systems whose slices were read. */
+  function countingSetup(stateCacheSystems?: number) {
+    const adapter = createMemoryAdapter();
+    const sliceReads: string[][] = [];
+    const bound = <T extends object>(target: T, wrap: (prop: string | symbol, value: unknown) => unknown) =>
+      new Proxy(target, {
+        get(object, prop) {
+          const value: unknown = Reflect.get(object, prop, object);
+          return wrap(prop, typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(object) : value);
+        },
+      });
+    const store = bound(adapter.store, (prop, value) =>
+      prop !== "transaction"
+        ? value
+        : (options: { lockKeys: readonly string[] }, fn: (tx: StoreTransaction) => Promise<unknown>) =>
+            adapter.store.transaction(options, (tx) =>
+              fn(
+                bound(tx, (txProp, txValue) =>
+                  txProp !== "getSlices"
+                    ? txValue
+                    : (systemIds: readonly string[]) => {
+                        sliceReads.push([...systemIds]);
+                        return tx.getSlices(systemIds);
+                      },
+                ),
+              ),
+            ),
+    );
+    const engine = createHealthEngine({ ...adapter, store, timers: false, ...(stateCacheSystems === undefined ? {} : { stateCacheSystems }) });
+    open.push({ engine, adapter });
+    return { engine, sliceReads };
+  }
+
+  it("reads a system's rows only when it is not among the systems kept, with the same outcomes at every size", async () => {
+    const runs: RunInput[] = ["a", "b", "a", "b", "a"].map((systemId, index) => ({
+      runId: `r${index}`,
+      systemId,
+      checkId: "http",
+      environmentId: "prod",
+      status: index === 3 ? "unhealthy" : "degraded",
+      timestamp: at(index),
+    }));
+    const outcomes: unknown[] = [];
+    const readsPerSize: Record<string, string[][]> = {};
+    for (const size of [undefined, 1, 0]) {
+      const { engine, sliceReads } = countingSetup(size);
+      for (const systemId of ["a", "b"]) {
+        (await engine.upsertSystem({ systemId, environmentIds: ["prod"] }))._unsafeUnwrap();
+        (await engine.assignCheck({ systemId, checkId: "http" }))._unsafeUnwrap();
+      }
+      sliceReads.length = 0;
+      const recorded = [];
+      for (const input of runs) recorded.push((await engine.recordRun(input))._unsafeUnwrap());
+      outcomes.push({ recorded, health: (await engine.getManyHealth(["a", "a::prod", "b", "b::prod"]))._unsafeUnwrap() });
+      readsPerSize[String(size)] = [...sliceReads];
+    }
+    // Default (10,000): each system is read once, at its first run (topology changes do not fill the cache).
+    expect(readsPerSize["undefined"]).toEqual([["a"], ["b"]]);
+    // One system kept: alternating systems evict each other, so every run reads its system.
+    expect(readsPerSize["1"]).toEqual([["a"], ["b"], ["a"], ["b"], ["a"]]);
+    // None kept.
+    expect(readsPerSize["0"]).toEqual([["a"], ["b"], ["a"], ["b"], ["a"]]);
+    expect(outcomes[1]).toEqual(outcomes[0]);
+    expect(outcomes[2]).toEqual(outcomes[0]);
+  });
+
+  it("keeps a system that is written again and again while others come and go within the size", async () => {
+    const { engine, sliceReads } = countingSetup(2);
+    for (const systemId of ["a", "b", "c"]) {
+      (await engine.upsertSystem({ systemId, environmentIds: ["prod"] }))._unsafeUnwrap();
+      (await engine.assignCheck({ systemId, checkId: "http" }))._unsafeUnwrap();
+    }
+    sliceReads.length = 0;
+    // a is the most recently used whenever c or b is written: only b and c evict each other.
+    for (const [index, systemId] of ["a", "b", "a", "c", "a", "b", "a"].entries()) {
+      (await engine.recordRun({ runId: `r${index}`, systemId, checkId: "http", environmentId: "prod", status: "healthy", timestamp: at(index) }))._unsafeUnwrap();
+    }
+    expect(sliceReads).toEqual([["a"], ["b"], ["c"], ["b"]]);
+  });
+
+  it("rejects a size that is not a non-negative integer", () => {
+    const adapter = createMemoryAdapter();
+    for (const stateCacheSystems of [-1, 1.5, Number.NaN]) {
+      try {
+        createHealthEngine({ ...adapter, stateCacheSystems });
+        expect.unreachable(`stateCacheSystems ${stateCacheSystems} was accepted`);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        expect((error as ValidationError).issues.map((issue) => issue.path)).toEqual([["stateCacheSystems"]]);
+      }
     }
   });
 });

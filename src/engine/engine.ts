@@ -261,9 +261,10 @@ class Engine implements HealthEngine {
   /** Systems with a unit of work of single calls in flight. */
   private readonly singleSystemsInFlight = new Set<string>();
   /** Committed state of systems this engine wrote, for stores with state versions (see `StateCache`). */
-  private readonly stateCache = new StateCache(STATE_CACHE_SYSTEMS);
+  private readonly stateCache: StateCache;
 
   constructor(private readonly options: ResolvedOptions) {
+    this.stateCache = new StateCache(options.stateCacheSystems);
     this.removeAvailabilityListener = options.emitter.onAvailable(() => this.kickSubscriptions());
     if (options.timers) {
       this.housekeepingTimer = setInterval(() => void this.housekeeping(), 60_000);
@@ -1044,9 +1045,6 @@ function sameRuns(a: readonly RunBucket[], b: readonly RunBucket[]): boolean {
   return b.every((bucket) => runs.get(bucketId(bucket)) === bucket.runs);
 }
 
-/** Systems whose committed state an engine keeps (least recently used ones go first). */
-const STATE_CACHE_SYSTEMS = 10_000;
-
 /** The workspaces of one unit of work, and the state version each system had when read. */
 interface CachedLoad {
   readonly workspaces: Map<string, SystemWorkspace>;
@@ -1072,6 +1070,7 @@ interface CachedLoad {
 class StateCache {
   private readonly entries = new Map<string, { readonly version: string; readonly snapshot: SystemSnapshot }>();
 
+  /** @param capacity systems kept at most (`stateCacheSystems`), least recently used ones evicted first; 0 keeps none. */
   constructor(private readonly capacity: number) {}
 
   async load(tx: StoreTransaction, systemIds: readonly string[], flapping: FlappingConfig): Promise<CachedLoad> {
@@ -1101,7 +1100,7 @@ class StateCache {
 
   /** After the unit of work that read `loaded` through `tx` committed. */
   committed(tx: StoreTransaction, loaded: CachedLoad): void {
-    if (tx.getStateVersions === undefined) return;
+    if (tx.getStateVersions === undefined || this.capacity === 0) return;
     for (const [systemId, workspace] of loaded.workspaces) {
       const version = workspace.stateChanged() ? tx.stateVersion : loaded.versions.get(systemId);
       this.entries.delete(systemId);
