@@ -1,3 +1,5 @@
+import fc from "fast-check";
+import type { ResultAsync } from "neverthrow";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ClosedError,
@@ -5,6 +7,7 @@ import {
   ValidationError,
   createHealthEngine,
   type HealthAdapter,
+  type HealthError,
   type HealthEngine,
   type HealthEvent,
   type RunInput,
@@ -617,9 +620,9 @@ describe("state cache (stateCacheSystems)", () => {
       outcomes.push({ recorded, health: (await engine.getManyHealth(["a", "a::prod", "b", "b::prod"]))._unsafeUnwrap() });
       readsPerSize[String(size)] = [...sliceReads];
     }
-    // Default (10,000): each system is read once, at its first run (topology changes do not fill the cache).
-    expect(readsPerSize["undefined"]).toEqual([["a"], ["b"]]);
-    // One system kept: alternating systems evict each other, so every run reads its system.
+    // Default (10,000): the topology changes kept both systems' state, so no run reads rows.
+    expect(readsPerSize["undefined"]).toEqual([]);
+    // One system kept (b, the last one changed): alternating systems evict each other, so every run reads its system.
     expect(readsPerSize["1"]).toEqual([["a"], ["b"], ["a"], ["b"], ["a"]]);
     // None kept.
     expect(readsPerSize["0"]).toEqual([["a"], ["b"], ["a"], ["b"], ["a"]]);
@@ -639,6 +642,105 @@ describe("state cache (stateCacheSystems)", () => {
       (await engine.recordRun({ runId: `r${index}`, systemId, checkId: "http", environmentId: "prod", status: "healthy", timestamp: at(index) }))._unsafeUnwrap();
     }
     expect(sliceReads).toEqual([["a"], ["b"], ["c"], ["b"]]);
+  });
+
+  it("gives what an engine that keeps nothing gives, over any mix of topology changes and runs (property)", async () => {
+    const systems = ["a", "b"];
+    const environments = ["prod", "dev"];
+    const checks = ["http", "db"];
+    const statuses = ["healthy", "degraded", "unhealthy"] as const;
+    type Op =
+      | { kind: "upsert"; systemId: string; environmentIds: string[] }
+      | { kind: "assign"; systemId: string; checkId: string; environmentIds: string[] | undefined; paused: boolean; unhealthyAfter: number }
+      | { kind: "unassign"; systemId: string; checkId: string }
+      | { kind: "topology"; keep: string[]; prune: boolean }
+      | { kind: "run"; systemId: string; checkId: string; environmentId: string; status: (typeof statuses)[number] }
+      | { kind: "batch"; runs: { systemId: string; checkId: string; environmentId: string; status: (typeof statuses)[number] }[] };
+    const system = fc.constantFrom(...systems);
+    const check = fc.constantFrom(...checks);
+    const environmentList = fc.subarray(environments, { minLength: 1 });
+    const runArb = fc.record({ systemId: system, checkId: check, environmentId: fc.constantFrom(...environments), status: fc.constantFrom(...statuses) });
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ kind: fc.constant("upsert" as const), systemId: system, environmentIds: environmentList }),
+      fc.record({
+        kind: fc.constant("assign" as const),
+        systemId: system,
+        checkId: check,
+        environmentIds: fc.option(environmentList, { nil: undefined }),
+        paused: fc.boolean(),
+        unhealthyAfter: fc.integer({ min: 1, max: 3 }),
+      }),
+      fc.record({ kind: fc.constant("unassign" as const), systemId: system, checkId: check }),
+      fc.record({ kind: fc.constant("topology" as const), keep: fc.subarray(systems), prune: fc.boolean() }),
+      { arbitrary: runArb.map((run) => ({ kind: "run" as const, ...run })), weight: 8 },
+      fc.record({ kind: fc.constant("batch" as const), runs: fc.array(runArb, { minLength: 1, maxLength: 6 }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (randomOps) => {
+        // Every system and check in place first, so that most runs are accepted and change state.
+        const setupOps: Op[] = systems.flatMap((systemId): Op[] => [
+          { kind: "upsert", systemId, environmentIds: environments },
+          ...checks.map((checkId): Op => ({ kind: "assign", systemId, checkId, environmentIds: undefined, paused: false, unhealthyAfter: 2 })),
+        ]);
+        const ops = [...setupOps, ...randomOps];
+        const engines = [undefined, 1, 0].map((stateCacheSystems) => {
+          const adapter = createMemoryAdapter();
+          const engine = createHealthEngine({ ...adapter, timers: false, clock: () => new Date(T0), ...(stateCacheSystems === undefined ? {} : { stateCacheSystems }) });
+          return { engine, adapter };
+        });
+        try {
+          const traces = await Promise.all(
+            engines.map(async ({ engine }) => {
+              const trace: unknown[] = [];
+              let runId = 0;
+              const settle = async (result: ResultAsync<unknown, HealthError>) => {
+                const outcome = await result;
+                trace.push(outcome.isOk() ? outcome.value : outcome.error.name);
+              };
+              const runInput = (run: { systemId: string; checkId: string; environmentId: string; status: (typeof statuses)[number] }): RunInput => ({
+                ...run,
+                runId: `r${(runId += 1)}`,
+                timestamp: at(runId),
+              });
+              for (const step of ops) {
+                if (step.kind === "upsert") await settle(engine.upsertSystem({ systemId: step.systemId, environmentIds: step.environmentIds }));
+                else if (step.kind === "assign")
+                  await settle(
+                    engine.assignCheck({
+                      systemId: step.systemId,
+                      checkId: step.checkId,
+                      ...(step.environmentIds === undefined ? {} : { environmentIds: step.environmentIds }),
+                      paused: step.paused,
+                      thresholds: { mode: "consecutive", unhealthy: { minFailureCount: step.unhealthyAfter } },
+                    }),
+                  );
+                else if (step.kind === "unassign") await settle(engine.unassignCheck({ systemId: step.systemId, checkId: step.checkId }));
+                else if (step.kind === "topology")
+                  await settle(
+                    engine.applyTopology(
+                      { systems: step.keep.map((systemId) => ({ systemId, environmentIds: environments, checks: [{ checkId: "http" }] })) },
+                      { prune: step.prune },
+                    ),
+                  );
+                else if (step.kind === "run") await settle(engine.recordRun(runInput(step)));
+                else await settle(engine.recordRuns(step.runs.map(runInput)));
+              }
+              const ids = systems.flatMap((systemId) => [systemId, ...environments.map((environmentId) => `${systemId}::${environmentId}`)]);
+              trace.push((await engine.getManyHealth(ids))._unsafeUnwrap());
+              return trace;
+            }),
+          );
+          expect(traces[1]).toEqual(traces[0]);
+          expect(traces[2]).toEqual(traces[0]);
+        } finally {
+          for (const { engine, adapter } of engines) {
+            await engine.close();
+            await adapter.close();
+          }
+        }
+      }),
+      { numRuns: 100 },
+    );
   });
 
   it("rejects a size that is not a non-negative integer", () => {

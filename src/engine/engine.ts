@@ -287,12 +287,15 @@ class Engine implements HealthEngine {
         const known = prune ? await this.options.store.transaction({ lockKeys: [] }, (tx) => tx.listSystemIds()) : [];
         const systemIds = [...new Set([...docSystems.keys(), ...known])];
         const lockKeys = systemIds.map((systemId) => lockKeyOf(unsafeEncodeEntityId(systemId, null)));
+        let written: { tx: StoreTransaction; workspaces: Map<string, SystemWorkspace> } | undefined;
         const outcome = await this.unitOfWork(lockKeys, async (tx) => {
+          written = undefined;
           if (prune) {
             const now = await tx.listSystemIds();
             if (now.some((systemId) => !systemIds.includes(systemId))) return undefined;
           }
           const workspaces = await loadWorkspaces(tx, systemIds, this.options.flapping);
+          written = { tx, workspaces };
           const occurredAt = toIso(this.options.clock());
           let changed = false;
           const events: HealthEvent[] = [];
@@ -308,7 +311,9 @@ class Engine implements HealthEngine {
           await persist(tx, workspaces.values());
           return { changed, events };
         });
-        if (outcome !== undefined) return outcome;
+        if (outcome === undefined) continue;
+        if (written !== undefined) this.stateCache.written(written.tx, written.workspaces.values());
+        return outcome;
       }
     });
   }
@@ -742,14 +747,19 @@ class Engine implements HealthEngine {
     change: (workspace: SystemWorkspace) => boolean,
   ): Promise<TopologyOutcome> {
     const lockKeys = [null, ...environmentIds].map((environmentId) => lockKeyOf(unsafeEncodeEntityId(systemId, environmentId)));
-    return this.unitOfWork(lockKeys, async (tx) => {
+    let written: { tx: StoreTransaction; workspace: SystemWorkspace } | undefined;
+    const outcome = await this.unitOfWork(lockKeys, async (tx) => {
+      written = undefined;
       const workspaces = await loadWorkspaces(tx, [systemId], this.options.flapping);
       const workspace = workspaces.get(systemId) as SystemWorkspace;
       if (!change(workspace)) return { changed: false, events: [] };
       const events = workspace.applyTopologyChange(toIso(this.options.clock()));
       await persist(tx, [workspace]);
+      written = { tx, workspace };
       return { changed: true, events };
     });
+    if (written !== undefined) this.stateCache.written(written.tx, [written.workspace]);
+    return outcome;
   }
 
   private async record(inputs: readonly RunInput[], batch: boolean): Promise<RecordOutcome[]> {
@@ -1107,6 +1117,30 @@ class StateCache {
       if (version === undefined) continue;
       this.entries.set(systemId, { version, snapshot: workspace.snapshot() });
     }
+    this.evict();
+  }
+
+  /**
+   * After a unit of work that read its systems in full and changed their topology committed
+   * (`applyTopology`, `upsertSystem`, `assignCheck`, `unassignCheck`): keeps the state of each
+   * system it wrote, at its version, so the first run after a topology change reads no rows. A
+   * system it did not write keeps its entry (still valid or not, its version says); a deleted
+   * system loses it.
+   */
+  written(tx: StoreTransaction, workspaces: Iterable<SystemWorkspace>): void {
+    const version = tx.stateVersion;
+    if (tx.getStateVersions === undefined || version === undefined || this.capacity === 0) return;
+    for (const workspace of workspaces) {
+      if (!workspace.stateChanged()) continue;
+      this.entries.delete(workspace.systemId);
+      if (workspace.getSystem() === undefined) continue;
+      this.entries.set(workspace.systemId, { version, snapshot: workspace.snapshot() });
+    }
+    this.evict();
+  }
+
+  /** Least recently used first, down to the capacity. */
+  private evict(): void {
     for (const systemId of this.entries.keys()) {
       if (this.entries.size <= this.capacity) break;
       this.entries.delete(systemId);
