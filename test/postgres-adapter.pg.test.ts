@@ -709,6 +709,27 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       expect(await count(fixture(), "outbox")).toBe(2);
     });
 
+    it("reads no slice or entity rows for the first run after a topology change (the engine kept what it wrote), and reads them with stateCacheSystems: 0", async () => {
+      const readsRows = (texts: string[]) => texts.some((text) => text.startsWith("SELECT") && /\.(slices|entities)\b/u.test(text));
+      const { engine, statements } = await recordedEngine();
+      (await engine.recordRun({ runId: "r1", systemId: "checkout", checkId: "http", environmentId: "prod", status: "unhealthy" }))._unsafeUnwrap();
+      expect(statements.length).toBeGreaterThan(0);
+      expect(readsRows(statements)).toBe(false);
+
+      const { client, statements: uncached } = recordingClient(fixture().client);
+      const adapter = createPostgresAdapter({ client, schema: fixture().schema, listen: false });
+      fixture().defer(() => adapter.close());
+      const keepsNothing = engineOver(adapter, fixture(), { stateCacheSystems: 0 });
+      // A topology change that writes (a second check, healthy so far): kept by a default engine, not by this one.
+      expect((await keepsNothing.assignCheck({ systemId: "checkout", checkId: "db", thresholds: TWITCHY }))._unsafeUnwrap().changed).toBe(true);
+      uncached.length = 0;
+      const outcome = (await keepsNothing.recordRun({ runId: "r2", systemId: "checkout", checkId: "http", environmentId: "prod", status: "unhealthy" }))._unsafeUnwrap();
+      expect(readsRows(uncached)).toBe(true);
+      // The state it read is the one the first engine committed: still unhealthy, no new transition.
+      expect(outcome.events).toEqual([]);
+      expect((await keepsNothing.getHealth("checkout::prod"))._unsafeUnwrap()?.status).toBe("unhealthy");
+    });
+
     it("keeps only writes whose plan cannot depend on the tables prepared (pg Pools), none with preparedStatements: false", async () => {
       const { engine, statements, prepared } = await recordedEngine();
       expect((await engine.recordRun({ runId: "r1", systemId: "checkout", checkId: "http", environmentId: "prod", status: "unhealthy" }))._unsafeUnwrap().events).toHaveLength(2);

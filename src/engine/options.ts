@@ -82,11 +82,12 @@ export interface HealthEngineOptions {
   readonly retention?: RetentionInput;
   /**
    * How many systems' committed state (system, assignments, slices, entities) the engine keeps
-   * between its writes, least recently written ones evicted first. With a store that has state
-   * versions (both reference adapters), a write to a kept system whose version is unchanged reads
-   * only the version, not the rows. About 1–1.5 KB of heap per system kept (five checks, three
-   * environments); size it to the systems one process writes to keep its per-run cost flat as the
-   * fleet grows; `0` keeps nothing (every write reads its systems' rows). @default 10000
+   * between its writes (its runs' and its topology changes'), least recently used ones evicted
+   * first. With a store that has state versions (both reference adapters), a write to a kept
+   * system whose version is unchanged reads only the version, not the rows. About 1–1.5 KB of heap
+   * per system kept (five checks, three environments); size it to the systems one process writes
+   * to keep its per-run cost flat as the fleet grows; `0` keeps nothing (every write reads its
+   * systems' rows). An integer from 0 to 10,000,000. @default 10000
    */
   readonly stateCacheSystems?: number;
   /**
