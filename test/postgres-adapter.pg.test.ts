@@ -2258,10 +2258,19 @@ describeMultiConnection("postgres adapter on a real server: multi-connection (tw
     expect(stored?.runs).toBe(160);
     const all = await adapters[1]!.store.queryBuckets(query);
     expect(all.find((bucket) => bucket.environmentId === null)?.runs).toBe(80);
-    // Each pool looked after its first append and every foldBucketDeltasAfter-th one, and folded
-    // when it found that many pending: fewer are left than that, plus what each pool appended since its last look.
-    expect(await count(fixture(), "bucket_deltas")).toBeLessThan(3 * foldBucketDeltasAfter);
-    if (foldBucketDeltasAfter < 64) expect(await count(fixture(), "buckets")).toBe(2);
+    if (foldBucketDeltasAfter < 64) {
+      // Each pool looked after its first append and every foldBucketDeltasAfter-th row it counted,
+      // and folded what was committed then. Left pending: per pool, what it appended since its
+      // last look (fewer than foldBucketDeltasAfter when the transaction that looked began), plus
+      // the rows of its other transactions in flight meanwhile (four connections, two rows each),
+      // which its commits add to the count but no later append of this test looks at. (A bound of
+      // 3 × foldBucketDeltasAfter ignored those, and failed once with 16 rows for 3.) With 64, a
+      // pool's 80 rows barely come due, if at all: its first four transactions look (none folds:
+      // too few rows) without counting their rows, and each later one sees the count without the
+      // commits still in flight.
+      expect(await count(fixture(), "bucket_deltas")).toBeLessThanOrEqual(2 * (foldBucketDeltasAfter + 4 * 2));
+      expect(await count(fixture(), "buckets")).toBe(2);
+    }
   });
 
   it("looks for due bucket deltas again when a transaction whose fold failed is retried (the failed attempt's counts are dropped)", async () => {

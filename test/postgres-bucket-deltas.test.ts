@@ -48,6 +48,29 @@ describe("BucketDeltaCounter (when a transaction looks at a system's pending buc
     expect(counter.knows("b", new Map())).toBe(false);
   });
 
+  it("adds up the appends of transactions that ran at the same time (no lock on the system), so their commits lose no count", () => {
+    const counter = new BucketDeltaCounter(6);
+    counter.seed(["a"], rows([["a", 1]]));
+    // Three transactions start from the same committed count (1) and append 2 each: none is due alone.
+    const stages = [0, 1, 2].map(() => new Map() as BucketDeltaStage);
+    for (const stage of stages) expect(counter.append(rows([["a", 2]]), stage)).toEqual([]);
+    for (const stage of stages) counter.commit(stage);
+    // 1 + 3 × 2 = 7 pending as far as the adapter knows: the next append looks.
+    expect(counter.append(rows([["a", 1]]), new Map())).toEqual(["a"]);
+    // A look restarts the count from the rows appended after it; a concurrent commit without a look adds to that.
+    const other = new BucketDeltaCounter(6);
+    other.seed(["a"], rows([["a", 0]]));
+    const looked: BucketDeltaStage = new Map();
+    const plain: BucketDeltaStage = new Map();
+    expect(other.append(rows([["a", 6]]), looked)).toEqual(["a"]);
+    expect(other.append(rows([["a", 1]]), looked)).toEqual([]);
+    expect(other.append(rows([["a", 2]]), plain)).toEqual([]);
+    other.commit(looked);
+    other.commit(plain);
+    // 1 (after the look) + 2 = 3 pending: 3 more rows are due (set to 2 instead, 3 would not be).
+    expect(other.append(rows([["a", 3]]), new Map())).toEqual(["a"]);
+  });
+
   it("keeps the counts of the most recently counted systems only, up to its capacity: a forgotten one is unknown (read again with its state version)", () => {
     const counter = new BucketDeltaCounter(5, 3);
     counter.seed(["a", "b", "c"], rows([["a", 1], ["b", 1], ["c", 1]]));

@@ -44,7 +44,10 @@ export const MAX_FOLD_SYSTEMS = 32;
  *
  * A transaction's appends and looks are staged (`BucketDeltaStage`) and reach the counts only when
  * it commits: an attempt that rolls back (and is retried) leaves them as they were, so the retry
- * looks again. The counts say only when to look, never what is folded.
+ * looks again. A commit adds what its transaction appended to the count as it then stands (or,
+ * after a look, sets it to what was appended since), so transactions of one adapter that append
+ * to one system at the same time (writers without the system's lock: the engine always holds it)
+ * all count. The counts say only when to look, never what is folded.
  */
 export class BucketDeltaCounter {
   readonly #pending = new Map<string, number>();
@@ -68,24 +71,35 @@ export class BucketDeltaCounter {
   append(rowsPerSystem: ReadonlyMap<string, number>, stage: BucketDeltaStage): string[] {
     const due: string[] = [];
     for (const [systemId, rows] of rowsPerSystem) {
-      const before = stage.get(systemId) ?? this.#pending.get(systemId);
-      const count = (before ?? 0) + rows;
-      if (before === undefined || count >= this.foldAfter) {
-        stage.set(systemId, 0);
+      const staged = stage.get(systemId);
+      const committed = this.#pending.get(systemId);
+      const count = (staged?.looked === true ? 0 : (committed ?? 0)) + (staged?.rows ?? 0) + rows;
+      if ((staged?.looked !== true && committed === undefined) || count >= this.foldAfter) {
+        stage.set(systemId, { looked: true, rows: 0 });
         due.push(systemId);
-      } else stage.set(systemId, count);
+      } else stage.set(systemId, { looked: staged?.looked ?? false, rows: (staged?.rows ?? 0) + rows });
     }
     return due;
   }
 
   /** Stages the restart of the counts of systems whose deltas are all folded by other means (retention folds before it rolls). */
   folded(systemIds: readonly string[], stage: BucketDeltaStage): void {
-    for (const systemId of systemIds) stage.set(systemId, 0);
+    for (const systemId of systemIds) stage.set(systemId, { looked: true, rows: 0 });
   }
 
-  /** Applies a committed transaction's stage. */
+  /**
+   * Applies a committed transaction's stage: after a look, the rows appended since; otherwise the
+   * rows appended added to the count as it stands now (other commits may have changed it). A
+   * system forgotten meanwhile (`capacity`) stays unknown, so its next append looks.
+   */
   commit(stage: BucketDeltaStage): void {
-    for (const [systemId, count] of stage) this.#set(systemId, count);
+    for (const [systemId, { looked, rows }] of stage) {
+      if (looked) this.#set(systemId, rows);
+      else {
+        const count = this.#pending.get(systemId);
+        if (count !== undefined) this.#set(systemId, count + rows);
+      }
+    }
   }
 
   /** Sets a count as the most recent; forgets the least recent beyond `capacity`. */
@@ -99,8 +113,11 @@ export class BucketDeltaCounter {
   }
 }
 
-/** One transaction attempt's staged counts (`BucketDeltaCounter`), by system. */
-export type BucketDeltaStage = Map<string, number>;
+/**
+ * One transaction attempt's staged counts (`BucketDeltaCounter`), by system: whether it looked at
+ * (or folded) the system's deltas, and the rows it appended since then (or in all, if it did not).
+ */
+export type BucketDeltaStage = Map<string, { readonly looked: boolean; readonly rows: number }>;
 
 /** Open/closed state of an adapter: after `close()` every port call rejects with a `ClosedError`. */
 export class Lifecycle {
