@@ -168,13 +168,25 @@ export interface MemoryStoreDeps {
   readonly clock: () => Date;
 }
 
+/** What the memory store keeps of an accepted run (see `Tables.runs`). */
+interface AcceptedRun {
+  readonly runId: string;
+  /** The run's `timestamp`, as given (ISO 8601). */
+  readonly timestamp: string;
+}
+
 /** The committed tables of one memory store. */
 class Tables {
   readonly systems = new CowTable<SystemRecord>((system) => system.systemId);
   readonly assignments = new CowTable<AssignmentRecord>(assignmentKey, (assignment) => assignment.systemId);
   readonly slices = new CowTable<SliceRecord>(sliceKey, (slice) => slice.systemId);
   readonly entities = new CowTable<EntityRecord>((entity) => entity.entityId, (entity) => entity.systemId);
-  readonly runs = new CowTable<StoredRun>((run) => run.runId);
+  /**
+   * Accepted runs, as much of each as the store reads back: its id (`findRunIds`, G6) and its
+   * timestamp (`prune`). Nothing reads a run's other fields, so they are not kept (a whole frozen
+   * run was about 200 bytes of heap per run for 7 days, and a share of every collection).
+   */
+  readonly runs = new CowTable<AcceptedRun>((run) => run.runId);
   readonly transitions = new TransitionLog();
   readonly maintenance = new CowTable<MaintenanceRecord>(
     (window) => window.maintenanceId,
@@ -433,7 +445,7 @@ export class MemoryTransaction implements StoreTransaction {
   readonly #assignments: TableStage<AssignmentRecord>;
   readonly #slices: TableStage<SliceRecord>;
   readonly #entities: TableStage<EntityRecord>;
-  readonly #runs: TableStage<StoredRun>;
+  readonly #runs: TableStage<AcceptedRun>;
   readonly #maintenance: TableStage<MaintenanceRecord>;
   readonly #buckets: TableStage<RunBucket>;
   // What `addToBuckets` added, by bucket key: merged into the then-committed bucket at commit, so
@@ -627,7 +639,7 @@ export class MemoryTransaction implements StoreTransaction {
         }
         batch.add(run.runId);
       }
-      for (const run of runs.map(frozen)) this.#runs.put(run);
+      for (const run of runs) this.#runs.put({ runId: run.runId, timestamp: run.timestamp });
     });
   }
 
