@@ -47,7 +47,9 @@ export const MAX_FOLD_SYSTEMS = 32;
  * looks again. A commit adds what its transaction appended to the count as it then stands (or,
  * after a look, sets it to what was appended since), so transactions of one adapter that append
  * to one system at the same time (writers without the system's lock: the engine always holds it)
- * all count. The counts say only when to look, never what is folded.
+ * count, except what one of them commits between another's fold and that one's commit (the look
+ * restarts the count; the next fold takes those rows all the same). The counts say only when to
+ * look, never what is folded.
  */
 export class BucketDeltaCounter {
   readonly #pending = new Map<string, number>();
