@@ -1672,29 +1672,34 @@ for (const backend of BACKENDS) {
     });
 
     describe("transactions", () => {
-      it("run at READ COMMITTED with lock_timeout set, even when the session default differs", async () => {
+      it("run at READ COMMITTED with lock_timeout set and JIT off, even when the session defaults differ", async () => {
         const { client, schema, backend: name } = fixture();
         let target = client;
         if (name === "postgres") {
-          target = fixture().extraPool({ max: 1, options: "-c default_transaction_isolation=serializable" });
+          target = fixture().extraPool({ max: 1, options: "-c default_transaction_isolation=serializable -c jit=on" });
         } else {
           const f = fixture();
           await f.query("SET default_transaction_isolation TO 'serializable'");
+          await f.query("SET jit TO on");
           f.defer(async () => {
             await f.query("SET default_transaction_isolation TO 'read committed'");
+            await f.query("RESET jit");
           });
         }
         expect(await target.query("SHOW default_transaction_isolation").then((r) => r.rows)).toEqual([
           { default_transaction_isolation: "serializable" },
         ]);
+        expect(await target.query("SHOW jit").then((r) => r.rows)).toEqual([{ jit: "on" }]);
         const adapter = createPostgresAdapter({ client: target, schema, lockTimeoutMs: 1234 });
         fixture().defer(() => adapter.close());
         const seen = await adapter.store.transaction({ lockKeys: ["health:a"] }, async (tx) => {
           const [isolation] = await tx.query<{ transaction_isolation: string }>("SHOW transaction_isolation");
           const [timeout] = await tx.query<{ lock_timeout: string }>("SHOW lock_timeout");
-          return { isolation: isolation?.transaction_isolation, timeout: timeout?.lock_timeout };
+          // The planner's cost estimates of a batch's statements cross jit_above_cost, and compiling a fold took 0.9 s.
+          const [jit] = await tx.query<{ jit: string }>("SHOW jit");
+          return { isolation: isolation?.transaction_isolation, timeout: timeout?.lock_timeout, jit: jit?.jit };
         });
-        expect(seen).toEqual({ isolation: "read committed", timeout: "1234ms" });
+        expect(seen).toEqual({ isolation: "read committed", timeout: "1234ms", jit: "off" });
       });
 
       it("take one advisory lock per key plus the shared barrier, and only the exclusive barrier for huge key sets", async () => {

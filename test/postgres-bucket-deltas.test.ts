@@ -48,7 +48,7 @@ describe("BucketDeltaCounter (when a transaction looks at a system's pending buc
     expect(counter.knows("b", new Map())).toBe(false);
   });
 
-  it("adds up the appends of transactions that ran at the same time (no lock on the system), so their commits lose no count", () => {
+  it("adds up the appends of transactions that ran at the same time (no lock on the system): a commit adds to the count, a look restarts it", () => {
     const counter = new BucketDeltaCounter(6);
     counter.seed(["a"], rows([["a", 1]]));
     // Three transactions start from the same committed count (1) and append 2 each: none is due alone.
