@@ -73,13 +73,13 @@ export class BucketDeltaCounter {
   append(rowsPerSystem: ReadonlyMap<string, number>, stage: BucketDeltaStage): string[] {
     const due: string[] = [];
     for (const [systemId, rows] of rowsPerSystem) {
-      const staged = stage.get(systemId);
-      const committed = this.#pending.get(systemId);
-      const count = (staged?.looked === true ? 0 : (committed ?? 0)) + (staged?.rows ?? 0) + rows;
-      if ((staged?.looked !== true && committed === undefined) || count >= this.foldAfter) {
+      const { looked, rows: staged } = stage.get(systemId) ?? { looked: false, rows: 0 };
+      // After this transaction's own look, only what it appended since counts.
+      const committed = looked ? 0 : this.#pending.get(systemId);
+      if (committed === undefined || committed + staged + rows >= this.foldAfter) {
         stage.set(systemId, { looked: true, rows: 0 });
         due.push(systemId);
-      } else stage.set(systemId, { looked: staged?.looked ?? false, rows: (staged?.rows ?? 0) + rows });
+      } else stage.set(systemId, { looked, rows: staged + rows });
     }
     return due;
   }

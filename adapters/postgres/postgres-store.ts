@@ -514,7 +514,9 @@ class Transaction implements PostgresStoreTransaction {
     }
     if (this.#foldLooks.size > 0) {
       // Last, so that it splits no combined statement: one statement more, not two.
-      this.#writes.push(this.#fold([...this.#foldLooks], this.#ctx.bucketDeltas.foldAfter));
+      const { foldAfter } = this.#ctx.bucketDeltas;
+      // `foldBucketDeltasAfter: 1` promises that nothing stays pending after a write: no cap.
+      this.#writes.push(this.#fold([...this.#foldLooks], foldAfter, foldAfter === 1 ? null : MAX_FOLD_SYSTEMS));
       this.#foldLooks.clear();
     }
     this.#flushLoads();
@@ -950,13 +952,12 @@ class Transaction implements PostgresStoreTransaction {
   /**
    * Folds every pending delta of those of the systems that have at least `minRows` pending into
    * their hourly buckets (deferred, as a write; its own statement: it changes two tables): at most
-   * `MAX_FOLD_SYSTEMS` of them, those with the most pending, but with `minRows` 1 (retention, and
-   * `foldBucketDeltasAfter: 1`, which folds at every write) all of them. Rows locked by a
-   * concurrent fold are waited for, then found deleted and skipped: each delta is folded once.
+   * `maxSystems` of them (`null`: all), those with the most pending. Rows locked by a concurrent
+   * fold are waited for, then found deleted and skipped: each delta is folded once.
    */
-  #fold(systemIds: readonly string[], minRows: number): PendingWrite {
+  #fold(systemIds: readonly string[], minRows: number, maxSystems: number | null): PendingWrite {
     const ids = arrayLiteral([...new Set(systemIds)].sort(compareStrings));
-    return { table: null, text: FOLD_SQL(this.#q), params: [ids, minRows, minRows === 1 ? null : MAX_FOLD_SYSTEMS], prepare: false };
+    return { table: null, text: FOLD_SQL(this.#q), params: [ids, minRows, maxSystems], prepare: false };
   }
 
   /** Absent keys are ignored. Rejects with a `TypeError`, before any SQL, for a start that is not an ISO 8601 time. */
@@ -1004,7 +1005,8 @@ class Transaction implements PostgresStoreTransaction {
     const limit = limitOf(query.limit);
     if (query.systemIds.length === 0 || limit === 0) return [];
     if (query.granularity === "hour") {
-      const fold = this.#fold(query.systemIds, 1);
+      // Every pending row of every listed system, so that what is listed (and then deleted) is whole.
+      const fold = this.#fold(query.systemIds, 1, null);
       await this.#write(fold.table, fold.text, fold.params);
       this.#ctx.bucketDeltas.folded(query.systemIds, this.bucketDeltaStage);
     }

@@ -655,22 +655,24 @@ class Engine implements HealthEngine {
    * to)`, as one consistent state.
    * Retention moves an hour into its day in one transaction, but the two reads are two: an hour
    * read before the move and its day after it would count the hour twice, the other way round
-   * not at all. So the days are read before and after the hours, and the three reads again until
-   * the days read the same both times: days only change by such moves (and by pruning), so equal
-   * days mean no move of these days committed while the hours were read.
+   * not at all. So the days are read before and after the hours, and the hours and days again
+   * until the days read the same both times: days only change by such moves (and by pruning), so
+   * equal days mean no move of these days committed while the hours were read.
    */
   private async bucketsOf(ref: { systemId: string; environmentId: string | null }, from: Date, to: Date): Promise<RunBucket[]> {
     const filter = { systemId: ref.systemId, ...(ref.environmentId === null ? {} : { environmentId: ref.environmentId }) };
     const read = (granularity: BucketGranularity) =>
       this.options.store.queryBuckets({ ...filter, granularity, from: new Date(bucketStart(from, granularity)), to });
+    let before = await read("day");
     for (let attempt = 1; ; attempt += 1) {
-      const before = await read("day");
       const hourly = await read("hour");
       const daily = await read("day");
       // A retention run rolls a system's hours in chunks, each its own transaction: a few attempts
       // see it through; a read that keeps colliding gives up with an error rather than a wrong answer.
       if (sameRuns(before, daily)) return [...hourly, ...daily];
       if (attempt === CONSISTENT_READ_ATTEMPTS) throw new Error(`buckets of ${ref.systemId} kept changing while read (${attempt} attempts)`);
+      // The days just read were read before the next hours: they open the next attempt.
+      before = daily;
     }
   }
 
