@@ -5,13 +5,16 @@ import {
   ValidationError,
   createHealthEngine,
   replay,
+  statusBefore,
   type HealthAdapter,
   type HealthEngine,
   type HealthEvent,
   type RunInput,
+  type StoreTransaction,
   type TopologyDoc,
 } from "healthstate";
 import { createMemoryAdapter } from "healthstate/adapters/memory";
+import { proxyMethods } from "../src/testing/interceptors";
 
 const T0 = Date.parse("2026-11-30T10:00:00Z");
 const MINUTE = 60_000;
@@ -196,6 +199,58 @@ describe("maintenance", () => {
     expect((await engine.endMaintenance({ maintenanceId: active.maintenanceId }))._unsafeUnwrapErr()).toBeInstanceOf(ConflictError);
     (await engine.deleteMaintenance({ maintenanceId: active.maintenanceId }))._unsafeUnwrap();
     expect((await engine.endMaintenance({ maintenanceId: active.maintenanceId }))._unsafeUnwrapErr()).toBeInstanceOf(NotFoundError);
+  });
+
+  it("reads each entity's log from the window's start on, not its whole history, and reports the statuses the whole log gives", async () => {
+    const adapter = createMemoryAdapter();
+    let rowsRead = 0;
+    const counted = proxyMethods(adapter.store, (method, original) => {
+      if (method !== "transaction") return original;
+      return (options: unknown, fn: unknown) =>
+        original(options, (tx: StoreTransaction) =>
+          (fn as (tx: StoreTransaction) => Promise<unknown>)(
+            proxyMethods(tx, (txMethod, txOriginal) => {
+              if (txMethod !== "listTransitions") return txOriginal;
+              return async (...args: unknown[]) => {
+                const rows = (await txOriginal(...args)) as unknown[];
+                rowsRead += rows.length;
+                return rows;
+              };
+            }),
+          ),
+        );
+    });
+    const { engine, setMinute } = setup({ adapter: { ...adapter, store: counted }, flapping: { enabled: false } });
+    (await engine.applyTopology(TOPOLOGY))._unsafeUnwrap();
+    // 300 runs a minute apart alternate healthy and degraded: a transition a minute on web::prod and web.
+    await record(engine, Array.from({ length: 300 }, (_, minute) => run(minute, minute % 2 === 0 ? "degraded" : "healthy")));
+    // Two more transitions inside the window, one of them out of timestamp order.
+    (await engine.addMaintenance({ entityId: "web", start: at(400), end: at(410) }))._unsafeUnwrap();
+    setMinute(400);
+    expect((await engine.tick())._unsafeUnwrap().map((event) => event.type)).toEqual([
+      "health.maintenance_started",
+      "health.maintenance_started",
+      "health.maintenance_started",
+    ]);
+    await record(engine, [run(405, "degraded"), run(399, "healthy"), run(406, "unhealthy")]);
+    rowsRead = 0;
+    setMinute(420);
+    const ended = (await engine.tick())._unsafeUnwrap();
+    // Three entities: web and web::prod read their transitions since minute 400 and the few
+    // before it back to the one preceding the first of them; web::staging has none.
+    expect(rowsRead).toBeLessThanOrEqual(12);
+    for (const entityId of ["web", "web::prod", "web::staging"]) {
+      const log = (await engine.listTransitions({ entityId }))._unsafeUnwrap();
+      const current = (await engine.getHealth(entityId))._unsafeUnwrap()?.status ?? "healthy";
+      expect(ofEntity(ended, entityId)).toEqual([
+        expect.objectContaining({
+          type: "health.maintenance_ended",
+          statusBefore: statusBefore(log, at(400), current),
+          statusAfter: statusBefore(log, at(410), current),
+        }),
+      ]);
+    }
+    expect(ofEntity(ended, "web::prod")[0]).toMatchObject({ statusBefore: "healthy", statusAfter: "degraded" });
   });
 
   it("validates windows", async () => {

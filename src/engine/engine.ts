@@ -27,7 +27,8 @@ import {
   type SystemSnapshot,
   type SystemState,
 } from "../kernel";
-import type { DeadLetter, StoreTransaction } from "../ports";
+import type { DeadLetter, StoreTransaction, TransitionQuery } from "../ports";
+import { logSuffixSince } from "./log-suffix";
 import { addRuns, bucketStart, emptyBucket, mergeBuckets, successRate, summarizeLatency, type BucketGranularity, type BucketKey, type LatencySummary, type RunBucket } from "../buckets";
 import { computeAvailability, type Availability } from "../history";
 import { toIso, timeSchema } from "../time";
@@ -636,16 +637,23 @@ class Engine implements HealthEngine {
     });
   }
 
-  /** Emits due boundary events of a loaded system and persists the workspace. */
+  /**
+   * Emits due boundary events of a loaded system and persists the workspace. Each entity's log is
+   * read from the earliest start among the due windows on (`logSuffixSince`): the statuses at a
+   * window's start and end need nothing older, so a boundary costs what happened since, not the
+   * entity's whole history.
+   */
   private async processBoundaries(tx: StoreTransaction, workspace: SystemWorkspace, now: Date): Promise<HealthEvent[]> {
-    const due = workspace.listMaintenance().some((window) => hasDueBoundary(window, now));
+    const due = workspace.listMaintenance().filter((window) => hasDueBoundary(window, now));
     const logs = new Map<string, HealthTransitionRecord[]>();
-    if (due) {
+    if (due.length > 0) {
+      const since = new Date(Math.min(...due.map((window) => Date.parse(window.start))));
+      const list = (query: TransitionQuery) => tx.listTransitions(query);
       for (const entity of workspace.listEntities()) {
-        logs.set(entity.entityId, await tx.listTransitions({ entityId: entity.entityId }));
+        logs.set(entity.entityId, await logSuffixSince(list, entity.entityId, since));
       }
     }
-    const events = due ? workspace.processMaintenance(now, (entityId) => logs.get(entityId) ?? []) : [];
+    const events = due.length > 0 ? workspace.processMaintenance(now, (entityId) => logs.get(entityId) ?? []) : [];
     await persist(tx, [workspace]);
     return events;
   }

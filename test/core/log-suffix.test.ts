@@ -1,0 +1,101 @@
+import { fc, test } from "@fast-check/vitest";
+import { statusBefore, type HealthStatus, type HealthTransitionRecord, type TransitionQuery } from "healthstate";
+import { describe, expect, it } from "vitest";
+import { logSuffixSince } from "../../src/engine/log-suffix";
+
+// Maintenance boundaries read each entity's log from the earliest due window's start on
+// (`logSuffixSince`) instead of the whole log. `statusBefore` over that suffix must give what it
+// gives over the whole log for every time from `since` on, and the suffix must be no more of the
+// log than that needs.
+
+const BASE = Date.parse("2026-11-30T08:00:00.000Z");
+const iso = (minute: number) => new Date(BASE + minute * 60_000).toISOString();
+const STATUSES: readonly HealthStatus[] = ["healthy", "degraded", "unhealthy"];
+
+/** A log in sequence order (with gaps, as flapping events take sequences too) and chained statuses. */
+function logOf(steps: readonly { readonly gap: number; readonly minute: number; readonly to: number }[]): HealthTransitionRecord[] {
+  const log: HealthTransitionRecord[] = [];
+  let sequence = 0;
+  let status: HealthStatus = "healthy";
+  for (const step of steps) {
+    sequence += step.gap;
+    const next = STATUSES.filter((candidate) => candidate !== status)[step.to] as HealthStatus;
+    log.push({ entityId: "e", systemId: "s", environmentId: null, sequence, previousStatus: status, newStatus: next, occurredAt: iso(step.minute) });
+    status = next;
+  }
+  return log;
+}
+
+/** `listTransitions` over `log` as the port defines it, counting the rows it returns. */
+function lister(log: readonly HealthTransitionRecord[]) {
+  const reads: TransitionQuery[] = [];
+  let rows = 0;
+  const list = (query: TransitionQuery): Promise<HealthTransitionRecord[]> => {
+    reads.push(query);
+    const matching = log.filter(
+      (transition) =>
+        (query.from === undefined || Date.parse(transition.occurredAt) >= query.from.getTime()) &&
+        (query.to === undefined || Date.parse(transition.occurredAt) < query.to.getTime()),
+    );
+    const kept = query.limit === undefined ? matching : matching.slice(Math.max(0, matching.length - query.limit));
+    rows += kept.length;
+    return Promise.resolve(kept.map((transition) => ({ ...transition })));
+  };
+  return { list, reads, rows: () => rows };
+}
+
+const steps = fc.array(
+  fc.record({ gap: fc.integer({ min: 1, max: 3 }), minute: fc.integer({ min: 0, max: 60 }), to: fc.integer({ min: 0, max: 1 }) }),
+  { maxLength: 30 },
+);
+
+describe("logSuffixSince", () => {
+  test.prop([steps, fc.integer({ min: -5, max: 65 }), fc.array(fc.integer({ min: 0, max: 70 }), { minLength: 1, maxLength: 5 }), fc.constantFrom(...STATUSES)])(
+    "gives statusBefore over the whole log for every time from `since` on, from the log's suffix that starts just before the first transition at or after `since`",
+    async (drawn, sinceMinute, laterBy, current) => {
+      const log = logOf(drawn);
+      const since = new Date(BASE + sinceMinute * 60_000);
+      const source = lister(log);
+      const suffix = await logSuffixSince(source.list, "e", since);
+      for (const later of laterBy) {
+        const time = iso(sinceMinute + later);
+        expect(statusBefore(suffix, time, current), `status before ${time}`).toBe(statusBefore(log, time, current));
+      }
+      // Exactly the suffix from the predecessor of the first transition at or after `since`
+      // (the newest transition alone when there is none; nothing for an empty log).
+      const first = log.findIndex((transition) => Date.parse(transition.occurredAt) >= since.getTime());
+      const expected = first === -1 ? log.slice(-1) : log.slice(Math.max(0, first - 1));
+      expect(suffix).toEqual(expected);
+    },
+  );
+
+  it("reads only what happened since, plus one row, when the log is in timestamp order", async () => {
+    // 1,000 transitions a minute apart; the window started 3 minutes before the last one.
+    const log = logOf(Array.from({ length: 1000 }, (_, index) => ({ gap: 1, minute: index, to: index % 2 })));
+    const source = lister(log);
+    const suffix = await logSuffixSince(source.list, "e", new Date(BASE + 997 * 60_000));
+    expect(suffix.map((transition) => transition.sequence)).toEqual([997, 998, 999, 1000]);
+    expect(source.rows()).toBe(4);
+    expect(source.reads).toHaveLength(2);
+  });
+
+  it("reads further back, doubling its limit, past transitions that arrived out of timestamp order", async () => {
+    // Sequences 1–10 at minutes 0–9; 11 at minute 30; then 12–16 back at minutes 1–5.
+    const log = logOf([
+      ...Array.from({ length: 10 }, (_, index) => ({ gap: 1, minute: index, to: 0 })),
+      { gap: 1, minute: 30, to: 1 },
+      ...Array.from({ length: 5 }, (_, index) => ({ gap: 1, minute: index + 1, to: 0 })),
+    ]);
+    const source = lister(log);
+    const suffix = await logSuffixSince(source.list, "e", new Date(BASE + 20 * 60_000));
+    expect(suffix.map((transition) => transition.sequence)).toEqual([10, 11, 12, 13, 14, 15, 16]);
+    // `from` once, then `to` with limits 1, 2, 4 and 8 (the first to reach below 11).
+    expect(source.reads.map((query) => query.limit ?? null)).toEqual([null, 1, 2, 4, 8]);
+  });
+
+  it("reads the newest transition alone when nothing happened since, and nothing of an empty log", async () => {
+    const log = logOf([{ gap: 1, minute: 1, to: 0 }, { gap: 2, minute: 2, to: 1 }]);
+    expect(await logSuffixSince(lister(log).list, "e", new Date(BASE + 10 * 60_000))).toEqual([log[1]]);
+    expect(await logSuffixSince(lister([]).list, "e", new Date(BASE))).toEqual([]);
+  });
+});
