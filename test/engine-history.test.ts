@@ -94,6 +94,28 @@ describe("availability", () => {
     expect(result.healthy + result.degraded + result.unhealthy).toBeCloseTo(1, 10);
   });
 
+  it("walks the whole log in sequence order: a late run after a transition past the window's end takes effect after it, not inside the window", async () => {
+    const { engine } = setup(T0 + DAY);
+    await topology(engine);
+    // Accepted in this order: down at 1:00, up at 5:00, then a late run from 3:00 (degraded).
+    (await engine.recordRuns([run(T0 + HOUR, "unhealthy"), run(T0 + 5 * HOUR, "healthy"), run(T0 + 3 * HOUR, "degraded")]))._unsafeUnwrap();
+    const log = (await engine.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap();
+    expect(log.map((transition) => [transition.previousStatus, transition.newStatus])).toEqual([
+      ["healthy", "unhealthy"],
+      ["unhealthy", "healthy"],
+      ["healthy", "degraded"],
+    ]);
+    // In [0:00, 4:00) the entity was unhealthy from 1:00 on: the recovery at 5:00 comes first in
+    // the log, so the late degraded transition takes effect at 5:00 (outside the window).
+    const result = (await engine.availability({ entityId: "api::prod", from: iso(T0), to: iso(T0 + 4 * HOUR) }))._unsafeUnwrap();
+    expect([result.healthy, result.degraded, result.unhealthy]).toEqual([1 / 4, 0, 3 / 4]);
+    expect(result.incidents).toBe(1);
+    // The same window read with `to` past the recovery agrees with the log: unhealthy 1:00–5:00,
+    // then degraded (the late transition, from its predecessor's time).
+    const longer = (await engine.availability({ entityId: "api::prod", from: iso(T0), to: iso(T0 + 8 * HOUR) }))._unsafeUnwrap();
+    expect([longer.healthy, longer.degraded, longer.unhealthy]).toEqual([1 / 8, 3 / 8, 4 / 8]);
+  });
+
   it("rejects empty, inverted and future windows, unknown and malformed entities", async () => {
     const { engine } = setup(T0);
     await topology(engine);

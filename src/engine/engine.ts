@@ -470,8 +470,11 @@ class Engine implements HealthEngine {
       const [record] = await this.options.store.getEntitiesById([entityId]);
       if (record === undefined) throw new NotFoundError(`unknown entity ${JSON.stringify(entityId)}`);
       const end = new Date(Math.min(to.getTime(), now.getTime()));
+      // The whole log, not the part earlier than `to`: a transition at or after the window's end
+      // ends the walk, and a late one after it (earlier `occurredAt`, higher sequence) takes
+      // effect at that transition's time, outside the window; left out, it would count inside.
       const [transitions, buckets] = await Promise.all([
-        this.options.store.listTransitions({ entityId, to }),
+        this.options.store.listTransitions({ entityId }),
         this.bucketsOf(ref, from, end),
       ]);
       return computeAvailability({ transitions, from, to, now, successRate: successRate(buckets) }) as Availability;

@@ -26,10 +26,13 @@ export interface TimedTransition {
 }
 
 /**
- * Computes availability from an entity's transition log (all of it up to the window's end, in
- * sequence order). The log is walked in sequence order; a transition whose `occurredAt` is
- * earlier than its predecessor's (runs that arrived out of timestamp order) takes effect at its
- * predecessor's time, so time never runs backwards. The status at `from` is that of the last
+ * Computes availability from an entity's transition log in sequence order: all of it, or at
+ * least up to and including the first transition at or after the window's end (a filter on
+ * `occurredAt < end` is not enough when runs arrived out of order: a later transition with an
+ * earlier time takes effect after that one). The log is walked in sequence order; a transition
+ * whose `occurredAt` is earlier than its predecessor's (runs that arrived out of timestamp
+ * order) takes effect at its predecessor's time, so time never runs backwards. The status at
+ * `from` is that of the last
  * transition in effect at or before `from`, else the healthy baseline. An incident starts when
  * the entity leaves healthy and ends when it returns to healthy.
  *
