@@ -60,22 +60,30 @@ export class TransitionLog {
   }
 
   /**
-   * Deletes every entry with `occurredAt` before `before` (epoch ms) except each entity's newest
-   * (highest sequence), which keeps the entity's current status and sequence readable. Returns
-   * how many were deleted. Synchronous, so atomic; deleting again deletes nothing.
+   * Deletes, per entity, the entries before the last one that took effect before `before` (epoch
+   * ms): walking in sequence order, an entry takes effect at the latest `occurredAt` so far, so
+   * the kept part is the newest entry whose running maximum is still before `before` and every
+   * entry after it (see `HealthStore.prune`). The log thus still gives the status at `before` and
+   * everything after it, a late entry is never cut out of the middle, and the newest entry always
+   * stays. Returns how many were deleted. Synchronous, so atomic; deleting again deletes nothing.
    */
   prune(before: number): number {
     let deleted = 0;
     for (const [entityId, entries] of this.#byEntity) {
-      const newest = entries[entries.length - 1];
-      if (newest === undefined) {
+      if (entries.length === 0) {
         this.#byEntity.delete(entityId);
         continue;
       }
-      const kept = entries.filter((entry) => entry === newest || !(entry.at < before));
-      if (kept.length === entries.length) continue;
-      deleted += entries.length - kept.length;
-      this.#byEntity.set(entityId, kept);
+      let cut = -1;
+      let latest = Number.NEGATIVE_INFINITY;
+      for (const [index, entry] of entries.entries()) {
+        latest = Math.max(latest, entry.at);
+        if (latest >= before) break;
+        cut = index;
+      }
+      if (cut <= 0) continue;
+      deleted += cut;
+      this.#byEntity.set(entityId, entries.slice(cut));
     }
     return deleted;
   }

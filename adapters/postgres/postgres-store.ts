@@ -283,15 +283,25 @@ export class PostgresStore implements HealthStore {
           AND b.check_id = old.check_id AND b.environment_key = old.environment_key`,
       dailyBefore,
     );
-    // A transition goes when a later one of its entity exists: each entity's newest stays, whatever
-    // its age. Written as a scalar max() rather than EXISTS: the planner keeps it a per-row probe of
-    // the primary key (backward, one entry), where EXISTS may become a hash semi-join that reads
-    // the whole table for every batch.
+    // Per entity with a transition before the horizon, the kept part starts at the last
+    // transition before the first one (by sequence) that occurred at or after it: that one is the
+    // newest whose running maximum of occurred_at is still before the horizon (see
+    // `HealthStore.prune`); with none at or after it, the newest. Each bound is a probe of the
+    // primary key: min() stops at the entity's first recent row, max() below a bound reads one
+    // entry backwards. Scalar subqueries, not EXISTS, keep them per-entity probes rather than
+    // hash joins that read the whole table for every batch.
     const transitions = await this.#deleteInBatches(
       `DELETE FROM ${q}.transitions t USING (
-         SELECT o.entity_id, o.sequence FROM ${q}.transitions o
-          WHERE o.occurred_at_ms < $1::bigint
-            AND o.sequence < (SELECT max(n.sequence) FROM ${q}.transitions n WHERE n.entity_id = o.entity_id)
+         SELECT o.entity_id, o.sequence
+           FROM (SELECT DISTINCT entity_id FROM ${q}.transitions WHERE occurred_at_ms < $1::bigint) e
+           CROSS JOIN LATERAL (
+             SELECT max(n.sequence) AS keep_from FROM ${q}.transitions n
+              WHERE n.entity_id = e.entity_id
+                AND n.sequence < coalesce(
+                  (SELECT min(m.sequence) FROM ${q}.transitions m WHERE m.entity_id = e.entity_id AND m.occurred_at_ms >= $1::bigint),
+                  9223372036854775807)
+           ) k
+           JOIN ${q}.transitions o ON o.entity_id = e.entity_id AND o.sequence < k.keep_from
           LIMIT $2) old
         WHERE t.entity_id = old.entity_id AND t.sequence = old.sequence`,
       transitionsBefore,

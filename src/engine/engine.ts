@@ -420,7 +420,16 @@ class Engine implements HealthEngine {
     return this.operation("inStatusSince", async () => {
       const id = parseEntityId(entityId, ["entityId"]);
       const [last] = await this.options.store.listTransitions({ entityId: id, limit: 1 });
-      return last?.occurredAt ?? null;
+      if (last === undefined) return null;
+      // The newest transition (by sequence) set the current status, at the time it took effect:
+      // walking the log in sequence order, the latest `occurredAt` so far (as availability and
+      // maintenance read it). Only transitions at or after its own time can be later, so they are
+      // all that is read (the newest alone unless runs arrived out of order).
+      let since = last;
+      for (const transition of await this.options.store.listTransitions({ entityId: id, from: new Date(Date.parse(last.occurredAt)) })) {
+        if (Date.parse(transition.occurredAt) > Date.parse(since.occurredAt)) since = transition;
+      }
+      return since.occurredAt;
     });
   }
 

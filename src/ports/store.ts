@@ -165,10 +165,19 @@ export interface HealthStore {
   listSystemsWithBucketsBefore(query: { readonly granularity: BucketGranularity; readonly before: Date }): Promise<string[]>;
   /**
    * Retention of raw data, each in its own transaction and idempotent: deletes runs whose
-   * `timestamp` is before `runsBefore`, daily buckets starting before `dailyBefore`, transitions
-   * that occurred before `transitionsBefore` except the newest of each entity, and maintenance
-   * windows whose `end` is before `transitionsBefore` and that have no boundary left to process
-   * (`startedEntities !== null && ended`). Returns the counts.
+   * `timestamp` is before `runsBefore`, daily buckets starting before `dailyBefore`, each
+   * entity's transitions that the log no longer needs from `transitionsBefore` on, and
+   * maintenance windows whose `end` is before `transitionsBefore` and that have no boundary left
+   * to process (`startedEntities !== null && ended`). Returns the counts.
+   *
+   * The transitions deleted are those before the last one that took effect before the horizon:
+   * walking an entity's log in sequence order, a transition takes effect at the latest
+   * `occurredAt` so far, and the newest transition whose running maximum is still before
+   * `transitionsBefore` stays, with every transition after it. So the log still gives the status
+   * at the horizon and everything since (availability, maintenance statuses), a late transition
+   * (an `occurredAt` earlier than one before it) is never cut out of the middle of the chain, and
+   * each entity's newest transition always stays. Nothing is deleted of a log whose first
+   * transition occurred at or after the horizon.
    *
    * A pruned run's `runId` is accepted again: idempotent ingestion (G6) holds within the raw
    * retention. A transaction still running may commit a record already past a horizon; the next

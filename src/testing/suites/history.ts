@@ -79,7 +79,7 @@ export function describeHistory({ config, harnesses }: SuiteContext): void {
   const timeout = config.testTimeoutMs;
   describe("history and buckets", () => {
     it(
-      "listTransitions filters on occurredAt over [from, to), keeps the highest sequences under limit, always in sequence order; inStatusSince is the newest transition's time (sequence order), null before any",
+      "listTransitions filters on occurredAt over [from, to), keeps the highest sequences under limit, always in sequence order; inStatusSince is when the newest transition (by sequence) took effect, later than its own time when it arrived late, null before any",
       async () => {
         const harness = await harnesses.open();
         const clock = new ManualClock(T0 + DAY);
@@ -117,9 +117,14 @@ export function describeHistory({ config, harnesses }: SuiteContext): void {
           expect(await sequences({ limit: 2 }), "limit keeps the highest sequences").toEqual([4, 5]);
           expect(await sequences({ from: iso(T0 + 2 * HOUR), to: iso(T0 + 5 * HOUR), limit: 2 }), "limit applies after the range").toEqual([3, 5]);
           expect(await sequences({ from: iso(T0 + 6 * HOUR) }), "an empty range").toEqual([]);
-          expect(await ok(reader.inStatusSince(entityId), `inStatusSince(${entityId})`), "the newest transition by sequence, not by time").toBe(
-            iso(T0 + 3 * HOUR),
+          // The status is the newest transition's by sequence (unhealthy, from the late run at
+          // 3:00); it took effect when that transition's predecessor did (5:00), as availability
+          // walks the log.
+          expect(await ok(reader.inStatusSince(entityId), `inStatusSince(${entityId})`), "when the newest transition by sequence took effect").toBe(
+            iso(T0 + 5 * HOUR),
           );
+          const effect = await ok(reader.availability(range(entityId, T0 + 3 * HOUR, T0 + 6 * HOUR)), `availability(${entityId})`);
+          expectShares(effect, { healthy: 1 / 3, degraded: 1 / 3, unhealthy: 1 / 3 }, `${entityId}: unhealthy from 5:00 on, not from 3:00`);
         }
       },
       timeout,
@@ -583,6 +588,59 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
           previousStatus: "unhealthy",
           newStatus: "healthy",
         });
+      },
+      timeout,
+    );
+
+    it(
+      "runRetention keeps, of a log that crosses the transition horizon, the transition in effect at the horizon and every later one (a late one included): availability from the horizon on and the status chain are unchanged",
+      async () => {
+        const harness = await harnesses.open();
+        const NOW = T0 + 400 * DAY;
+        const H = NOW - RETENTION.dailyRetentionDays * DAY;
+        const clock = new ManualClock(NOW);
+        const [writer, reader] = await harness.enginePair(engineOptions(clock));
+        const systems = ["edge-in-order", "edge-late", "edge-old", "edge-partial"];
+        await ok(writer.applyTopology(topologyOf(systems, ["prod"])), "applyTopology");
+        // Accepted in the order given, one system at a time.
+        const plans: Record<string, [number, HealthStatus][]> = {
+          // Down before the horizon, up after it: the first transition is the one in effect at H.
+          "edge-in-order": [[H - 2 * HOUR, "unhealthy"], [H + HOUR, "healthy"]],
+          // Degraded after H, then a late run from before H (takes effect at H + 1 h), then up.
+          "edge-late": [[H + HOUR, "degraded"], [H - HOUR, "unhealthy"], [H + 3 * HOUR, "healthy"]],
+          // Everything before H: only the newest stays.
+          "edge-old": [[H - 5 * HOUR, "unhealthy"], [H - 4 * HOUR, "healthy"], [H - 3 * HOUR, "degraded"]],
+          // Two transitions go, the one in effect at H (degraded at H - 2 h) stays.
+          "edge-partial": [[H - 5 * HOUR, "unhealthy"], [H - 4 * HOUR, "healthy"], [H - 2 * HOUR, "degraded"], [H + HOUR, "healthy"]],
+        };
+        for (const [systemId, plan] of Object.entries(plans)) {
+          for (const [index, [ms, status]] of plan.entries()) {
+            await ok(writer.recordRun(run(`${systemId}-${index}`, systemId, "prod", ms, status)), `recordRun ${systemId}-${index}`);
+          }
+        }
+        const entityIds = systems.flatMap((systemId) => [systemId, `${systemId}::prod`]);
+        const logs = await transitionLogs(reader, entityIds);
+        const window = (entityId: string) => range(entityId, H, H + 4 * HOUR);
+        const before: Record<string, Availability> = {};
+        for (const entityId of entityIds) before[entityId] = await ok(reader.availability(window(entityId)), `availability(${entityId})`);
+        expectShares(before["edge-late::prod"] as Availability, { healthy: 0.5, degraded: 0, unhealthy: 0.5 }, "edge-late::prod before");
+
+        const kept: Record<string, number> = { "edge-in-order": 2, "edge-late": 3, "edge-old": 1, "edge-partial": 2 };
+        const outcome = await ok(reader.runRetention({ now: iso(NOW) }), "runRetention");
+        expect(outcome.transitionsPruned, "transitions pruned").toBe(2 * (0 + 0 + 2 + 2));
+        const left = await transitionLogs(reader, entityIds);
+        for (const entityId of entityIds) {
+          const systemId = entityId.split("::")[0] as string;
+          const log = logs[entityId] ?? [];
+          expect(log, `${entityId}: one transition per run`).toHaveLength(plans[systemId]?.length ?? -1);
+          expect(left[entityId], `${entityId}: the log from the transition in effect at the horizon on`).toEqual(log.slice(log.length - (kept[systemId] ?? 0)));
+          const chain = left[entityId] ?? [];
+          for (let index = 1; index < chain.length; index += 1) {
+            expect(chain[index]?.previousStatus, `${entityId}: the chain is whole at ${index}`).toBe(chain[index - 1]?.newStatus);
+          }
+          expect(await ok(reader.availability(window(entityId)), `availability(${entityId}) after`), `${entityId}: availability from the horizon on`).toEqual(before[entityId]);
+        }
+        expect(await ok(writer.runRetention({ now: iso(NOW) }), "runRetention again")).toEqual(NO_RETENTION_WORK);
       },
       timeout,
     );
