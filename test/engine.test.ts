@@ -462,6 +462,44 @@ describe("delivery", () => {
     await subscription.unsubscribe();
   });
 
+  it("fails an attempt whose handler does not settle within leaseMs: its slot is freed for other entities, it is retried and dead-lettered, and unsubscribe does not wait for it", async () => {
+    const adapter = createMemoryAdapter();
+    const engine = createHealthEngine({
+      ...adapter,
+      timers: false,
+      retry: { initialDelayMs: 1, maxDelayMs: 5 },
+      delivery: { pollIntervalMs: 5, leaseMs: 30, concurrency: 1, maxAttempts: 3 },
+    });
+    open.push({ engine, adapter });
+    await withCheckout(engine);
+    const calls: string[] = [];
+    const subscription = engine.subscribe(
+      (event) => {
+        calls.push(event.eventId);
+        // checkout::prod's handler never settles; every other entity's succeeds.
+        return event.entityId === "checkout::prod" ? new Promise<void>(() => undefined) : undefined;
+      },
+      { group: "g" },
+    );
+    const produced = await recordAll(engine, [run({ status: "unhealthy" }), run({ status: "unhealthy" })]);
+    const hung = produced.find((event) => event.entityId === "checkout::prod");
+    const other = produced.find((event) => event.entityId === "checkout");
+    expect([hung?.eventId, other?.eventId].every((id) => id !== undefined)).toBe(true);
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && (await engine.listDeadLetters({ group: "g" }))._unsafeUnwrap().length === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // One slot: the hung handler released it at each lease's end, so the other entity got it.
+    expect(calls).toContain(other?.eventId);
+    expect(calls.filter((id) => id === hung?.eventId)).toHaveLength(3);
+    expect((await engine.listDeadLetters({ group: "g" }))._unsafeUnwrap()).toEqual([
+      expect.objectContaining({ attempts: 3, lastError: "the handler did not settle within leaseMs (30 ms)", event: hung }),
+    ]);
+    // Three handler calls still hang; unsubscribe waits for none of them.
+    const stopped = await Promise.race([subscription.unsubscribe().then(() => "stopped"), new Promise((resolve) => setTimeout(resolve, 1000, "hung"))]);
+    expect(stopped).toBe("stopped");
+  });
+
   it("retries a failing handler with the same event id until it succeeds", async () => {
     const { engine } = setup("real");
     await withCheckout(engine);

@@ -896,6 +896,10 @@ describe("memory store: prune", () => {
         // g's newest (highest sequence) occurred before its predecessor: kept all the same.
         transition("g", 1, 1000),
         transition("g", 2, 500),
+        // h's first transition is recent; the later, older ones take effect at its time: all stay.
+        transition("h", 1, 3000),
+        transition("h", 2, 1000),
+        transition("h", 3, 2000),
       ]);
       await tx.putMaintenance([
         maintenance("done", "s1", 0, 2000, done),
@@ -908,10 +912,10 @@ describe("memory store: prune", () => {
   }
   const horizons = { runsBefore: at(HOUR), dailyBefore: at(DAY), transitionsBefore: at(2500) };
 
-  it("deletes old runs, daily buckets, transitions (but each entity's newest) and processed windows, once", async () => {
+  it("deletes old runs, daily buckets, transitions (all but the one in effect at the horizon and those after it) and processed windows, once", async () => {
     const adapter = newAdapter();
     await seedHistory(adapter);
-    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
 
     expect(await read(adapter, (tx) => tx.findRunIds(["r1", "r2", "r3"]))).toEqual(["r2", "r3"]);
     expect((await adapter.store.queryBuckets({ systemId: "s1", granularity: "day", from: at(-DAY), to: at(9 * DAY) })).map(slot)).toEqual([
@@ -921,9 +925,11 @@ describe("memory store: prune", () => {
     // Hourly buckets are the rollup's business.
     expect(await adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: at(0), to: at(DAY) })).toHaveLength(1);
     const seqs = async (entityId: string) => (await adapter.store.listTransitions({ entityId })).map((t) => t.sequence);
-    expect(await seqs("e")).toEqual([3]);
+    // e's sequence 2 (at 2000) is the status at the horizon (2500): it stays with 3.
+    expect(await seqs("e")).toEqual([2, 3]);
     expect(await seqs("f")).toEqual([1]);
     expect(await seqs("g")).toEqual([2]);
+    expect(await seqs("h")).toEqual([1, 2, 3]);
     expect((await adapter.store.listMaintenance({})).map((w) => w.maintenanceId).sort()).toEqual([
       "done-at-horizon",
       "ended-flag-only",
@@ -933,15 +939,17 @@ describe("memory store: prune", () => {
 
     // Idempotent.
     expect(await adapter.store.prune(horizons)).toEqual({ runs: 0, daily: 0, transitions: 0, maintenance: 0 });
-    // New appends after the kept newest transition are untouched by a later prune until they age.
+    // A later horizon moves the kept part on: at 3500, e's sequence 3 (3000) is in effect, and
+    // all of h took effect (at 3000) before it, so only its newest stays.
     await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.appendTransitions([transition("e", 4, 4000)]));
     expect(await adapter.store.prune({ ...horizons, transitionsBefore: at(3500) })).toEqual({
       runs: 0,
       daily: 0,
-      transitions: 1,
+      transitions: 3,
       maintenance: 1,
     });
-    expect(await seqs("e")).toEqual([4]);
+    expect(await seqs("e")).toEqual([3, 4]);
+    expect(await seqs("h")).toEqual([3]);
   });
 
   it("frees the ids of pruned runs: a run carrying one is accepted again", async () => {
@@ -968,25 +976,25 @@ describe("memory store: prune", () => {
       staged.resolve();
       await pruned.promise;
       expect(await tx.findRunIds(["r1", "r-staged"])).toEqual(["r-staged"]);
-      expect((await tx.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([3, 4]);
+      expect((await tx.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([2, 3, 4]);
     });
     await staged.promise;
-    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
     pruned.resolve();
     await writer;
     expect(await read(adapter, (tx) => tx.findRunIds(["r-staged"]))).toEqual(["r-staged"]);
     expect(await adapter.store.listSystemsWithBucketsBefore({ granularity: "day", before: at(1) })).toEqual(["s3"]);
-    // Now committed and old, the staged run and bucket go with the next prune; e keeps sequence 3
-    // (recent) and sequence 4 (old, but its newest).
+    // Now committed and old, the staged run and bucket go with the next prune; e keeps sequence 2
+    // (in effect at the horizon), 3 (recent) and 4 (old, but it takes effect at 3's time).
     expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 1, transitions: 0, maintenance: 0 });
-    expect((await adapter.store.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([3, 4]);
+    expect((await adapter.store.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([2, 3, 4]);
   });
 
   it("rejects an invalid horizon, deleting nothing", async () => {
     const adapter = newAdapter();
     await seedHistory(adapter);
     await expect(adapter.store.prune({ ...horizons, transitionsBefore: new Date(Number.NaN) })).rejects.toThrow(TypeError);
-    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
   });
 });
 
@@ -1199,13 +1207,33 @@ describe("memory emitter", () => {
     await enqueue(adapter, event("a", 1), event("b", 1));
     const claim = (ms: number) => adapter.emitter.claim({ group: "g", consumerId: "w", limit: 10, leaseMs: 60_000, now: at(ms) });
     expect(ids(await claim(0))).toEqual(["a#1", "b#1"]);
-    await adapter.emitter.fail({ group: "g", eventId: "a#1", error: "down", retryAt: at(5000), deadLetter: false, now: at(10) });
+    await adapter.emitter.fail({ group: "g", eventId: "a#1", consumerId: "w", attempt: 1, error: "down", retryAt: at(5000), deadLetter: false, now: at(10) });
     // The lease is released, but the retry time has not come; b is still leased.
     expect(await claim(4999)).toEqual([]);
     expect(await claim(5000)).toEqual([{ event: event("a", 1), attempt: 2 }]);
     // Failing an event that is not a head (unknown, or not yet delivered) changes nothing.
-    await adapter.emitter.fail({ group: "g", eventId: "a#7", error: "x", retryAt: at(0), deadLetter: true, now: at(0) });
+    await adapter.emitter.fail({ group: "g", eventId: "a#7", consumerId: "w", attempt: 1, error: "x", retryAt: at(0), deadLetter: true, now: at(0) });
     expect(await adapter.emitter.listDeadLetters({})).toEqual([]);
+  });
+
+  it("ignores a failure from a claim that no longer holds the lease (expired and claimed again)", async () => {
+    const adapter = newAdapter();
+    await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+    await enqueue(adapter, event("a", 1));
+    const claim = (consumerId: string, ms: number, leaseMs = 60_000) => adapter.emitter.claim({ group: "g", consumerId, limit: 10, leaseMs, now: at(ms) });
+    expect(await claim("c1", 0, 10)).toEqual([{ event: event("a", 1), attempt: 1 }]);
+    // c1's lease expired: c2 holds a#1 now.
+    expect(await claim("c2", 20)).toEqual([{ event: event("a", 1), attempt: 2 }]);
+    const late = { group: "g", eventId: "a#1", error: "late", retryAt: at(22), now: at(21) };
+    await adapter.emitter.fail({ ...late, consumerId: "c1", attempt: 1, deadLetter: false });
+    await adapter.emitter.fail({ ...late, consumerId: "c1", attempt: 1, deadLetter: true });
+    // The same consumer's earlier claim is not the current one either.
+    await adapter.emitter.fail({ ...late, consumerId: "c2", attempt: 1, deadLetter: true });
+    expect(await claim("c3", 30)).toEqual([]);
+    expect(await adapter.emitter.listDeadLetters({})).toEqual([]);
+    // The holder's own failure applies.
+    await adapter.emitter.fail({ ...late, consumerId: "c2", attempt: 2, deadLetter: false });
+    expect(await claim("c3", 30)).toEqual([{ event: event("a", 1), attempt: 3 }]);
   });
 
   it("settles a dead-lettered event, delivers the next one, and lists dead letters newest first", async () => {
@@ -1216,12 +1244,12 @@ describe("memory emitter", () => {
     const claim = (group: string, ms: number) => adapter.emitter.claim({ group, consumerId: "w", limit: 10, leaseMs: 10, now: at(ms) });
     await claim("g", 0);
     await claim("g", 100);
-    await adapter.emitter.fail({ group: "g", eventId: "a#1", error: "first", retryAt: at(200), deadLetter: false, now: at(101) });
+    await adapter.emitter.fail({ group: "g", eventId: "a#1", consumerId: "w", attempt: 2, error: "first", retryAt: at(200), deadLetter: false, now: at(101) });
     await claim("g", 200);
-    await adapter.emitter.fail({ group: "g", eventId: "a#1", error: "gave up", retryAt: at(9999), deadLetter: true, now: at(201) });
+    await adapter.emitter.fail({ group: "g", eventId: "a#1", consumerId: "w", attempt: 3, error: "gave up", retryAt: at(9999), deadLetter: true, now: at(201) });
     expect(ids(await claim("g", 201))).toEqual(["a#2"]);
     await claim("h", 0);
-    await adapter.emitter.fail({ group: "h", eventId: "b#1", error: "nope", retryAt: at(0), deadLetter: true, now: at(300) });
+    await adapter.emitter.fail({ group: "h", eventId: "b#1", consumerId: "w", attempt: 1, error: "nope", retryAt: at(0), deadLetter: true, now: at(300) });
 
     const gLetter = { group: "g", event: event("a", 1), attempts: 3, lastError: "gave up", deadAt: iso(201) };
     const hLetter = { group: "h", event: event("b", 1), attempts: 1, lastError: "nope", deadAt: iso(300) };
@@ -1286,7 +1314,7 @@ describe("memory emitter", () => {
     await expect(adapter.emitter.claim({ group: "x", consumerId: "w", limit: 1, leaseMs: 1, now: at(0) })).rejects.toThrow(/unknown group/);
     await expect(adapter.emitter.ack({ group: "x", eventIds: [] })).rejects.toThrow(/unknown group/);
     await expect(
-      adapter.emitter.fail({ group: "x", eventId: "a#1", error: "e", retryAt: at(0), deadLetter: false, now: at(0) }),
+      adapter.emitter.fail({ group: "x", eventId: "a#1", consumerId: "w", attempt: 1, error: "e", retryAt: at(0), deadLetter: false, now: at(0) }),
     ).rejects.toThrow(/unknown group/);
     await expect(adapter.emitter.pendingCount({ group: "x", upTo: "0" })).rejects.toThrow(/unknown group/);
   });
@@ -1360,7 +1388,7 @@ describe("memory emitter", () => {
     await settle();
     expect(calls).toBe(1);
     await adapter.emitter.claim({ group: "g", consumerId: "w", limit: 10, leaseMs: 1000, now: at(0) });
-    await adapter.emitter.fail({ group: "g", eventId: "b#1", error: "e", retryAt: at(10), deadLetter: false, now: at(0) });
+    await adapter.emitter.fail({ group: "g", eventId: "b#1", consumerId: "w", attempt: 1, error: "e", retryAt: at(10), deadLetter: false, now: at(0) });
     await settle();
     expect(calls).toBe(2);
     await adapter.emitter.ack({ group: "g", eventIds: ["a#1"] }); // uncovers a#2
@@ -1412,7 +1440,7 @@ describe("closing the memory adapter", () => {
       adapter.emitter.registerGroup({ group: "h", from: "now" }),
       adapter.emitter.claim({ group: "g", consumerId: "w", limit: 1, leaseMs: 1, now: at(0) }),
       adapter.emitter.ack({ group: "g", eventIds: [] }),
-      adapter.emitter.fail({ group: "g", eventId: "a#1", error: "e", retryAt: at(0), deadLetter: false, now: at(0) }),
+      adapter.emitter.fail({ group: "g", eventId: "a#1", consumerId: "w", attempt: 1, error: "e", retryAt: at(0), deadLetter: false, now: at(0) }),
       adapter.emitter.pendingCount({ group: "g", upTo: "0" }),
       adapter.emitter.highWatermark(),
       adapter.emitter.listDeadLetters({}),

@@ -1351,6 +1351,10 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
           transitionOf("f", 1, 1000),
           transitionOf("g", 1, 1000),
           transitionOf("g", 2, 500),
+          // h's first transition is recent; the later, older ones take effect at its time.
+          transitionOf("h", 1, 3000),
+          transitionOf("h", 2, 1000),
+          transitionOf("h", 3, 2000),
         ]);
         await tx.putMaintenance([
           windowOf("done", "s1", 0, 2000, done),
@@ -1362,25 +1366,29 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       });
     }
 
-    it("deletes old runs, daily buckets, transitions (each entity's newest kept) and processed windows, once", async () => {
+    it("deletes old runs, daily buckets, transitions (all but the one in effect at the horizon and those after it) and processed windows, once", async () => {
       const adapter = fixture().adapter();
       await seedHistory(adapter);
-      expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 3, maintenance: 1 });
+      expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
       expect(await inTx(adapter, (tx) => tx.findRunIds(["r1", "r2", "r3"]))).toEqual(expect.arrayContaining(["r2", "r3"]));
       expect(await inTx(adapter, (tx) => tx.findRunIds(["r1"]))).toEqual([]);
       expect((await adapter.store.queryBuckets({ systemId: "s1", granularity: "day", from: bat(-DAY), to: bat(9 * DAY) })).map(slot)).toEqual(["s1/c1/-@24h"]);
       expect(await adapter.store.queryBuckets({ systemId: "s2", granularity: "day", from: bat(-DAY), to: bat(9 * DAY) })).toEqual([]);
       expect(await adapter.store.queryBuckets({ systemId: "s1", granularity: "hour", from: bat(0), to: bat(DAY) })).toHaveLength(1);
       const seqs = async (entityId: string) => (await adapter.store.listTransitions({ entityId })).map((t) => t.sequence);
-      expect(await seqs("e")).toEqual([3]);
+      // e's sequence 2 (at 2000) is the status at the horizon (2500): it stays with 3.
+      expect(await seqs("e")).toEqual([2, 3]);
       expect(await seqs("f")).toEqual([1]);
       expect(await seqs("g")).toEqual([2]);
+      expect(await seqs("h")).toEqual([1, 2, 3]);
       expect((await adapter.store.listMaintenance({})).map((w) => w.maintenanceId).sort()).toEqual(["done-at-horizon", "ended-flag-only", "never-ended", "never-started"]);
 
       expect(await adapter.store.prune(horizons)).toEqual({ runs: 0, daily: 0, transitions: 0, maintenance: 0 });
       await inTx(adapter, (tx) => tx.appendTransitions([transitionOf("e", 4, 4000)]));
-      expect(await adapter.store.prune({ ...horizons, transitionsBefore: bat(3500) })).toEqual({ runs: 0, daily: 0, transitions: 1, maintenance: 1 });
-      expect(await seqs("e")).toEqual([4]);
+      // At 3500, e's sequence 3 is in effect; all of h took effect (at 3000) before it.
+      expect(await adapter.store.prune({ ...horizons, transitionsBefore: bat(3500) })).toEqual({ runs: 0, daily: 0, transitions: 3, maintenance: 1 });
+      expect(await seqs("e")).toEqual([3, 4]);
+      expect(await seqs("h")).toEqual([3]);
     });
 
     it("frees the ids of pruned runs, rejects an invalid horizon deleting nothing, and deletes beyond one batch", async () => {
@@ -1396,6 +1404,13 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       await inTx(adapter, (tx) => tx.insertRuns(many));
       expect((await adapter.store.prune({ runsBefore: bat(0), dailyBefore: bat(-10 * DAY), transitionsBefore: bat(-10 * DAY) })).runs).toBe(10_050);
       expect(await count(fixture(), "runs")).toBe(3);
+
+      // One entity's 10,050 old transitions and a recent one: every batch finds the one in effect
+      // at the horizon again, and only the rows before it go.
+      const log = Array.from({ length: 10_050 }, (_, index) => transitionOf("bulk", index + 1, -DAY + index));
+      await inTx(adapter, (tx) => tx.appendTransitions([...log, transitionOf("bulk", 10_051, 5 * DAY)]));
+      expect((await adapter.store.prune({ runsBefore: bat(-10 * DAY), dailyBefore: bat(-10 * DAY), transitionsBefore: bat(0) })).transitions).toBe(10_049);
+      expect((await adapter.store.listTransitions({ entityId: "bulk" })).map((t) => t.sequence)).toEqual([10_050, 10_051]);
     });
   });
 
@@ -2055,6 +2070,30 @@ for (const backend of BACKENDS) {
     });
 
     describe("emitter", () => {
+      it("ignores a failure from a claim that no longer holds the lease (expired and claimed again)", async () => {
+        const adapter = fixture().adapter();
+        await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
+        await enqueue(adapter, [transitionEvent("a", 1)]);
+        const claim = (consumerId: string, now: Date, leaseMs = 60_000) =>
+          adapter.emitter.claim({ group: "g", consumerId, limit: 10, leaseMs, now }).then((claimed) => claimed.map((c) => [c.event.eventId, c.attempt]));
+        const t0 = Date.parse("2031-01-01T00:00:00.000Z");
+        const ms = (offset: number) => new Date(t0 + offset);
+        expect(await claim("c1", ms(0), 10)).toEqual([["a#1", 1]]);
+        // c1's lease expired: c2 holds a#1 now.
+        expect(await claim("c2", ms(20))).toEqual([["a#1", 2]]);
+        const late = { group: "g", eventId: "a#1", error: "late", retryAt: ms(22), now: ms(21) };
+        await adapter.emitter.fail({ ...late, consumerId: "c1", attempt: 1, deadLetter: false });
+        await adapter.emitter.fail({ ...late, consumerId: "c1", attempt: 1, deadLetter: true });
+        // The same consumer's earlier claim is not the current one either.
+        await adapter.emitter.fail({ ...late, consumerId: "c2", attempt: 1, deadLetter: true });
+        expect(await claim("c3", ms(30))).toEqual([]);
+        expect(await adapter.emitter.listDeadLetters({})).toEqual([]);
+        // The holder's own failure applies.
+        await adapter.emitter.fail({ ...late, consumerId: "c2", attempt: 2, deadLetter: false });
+        expect(await claim("c3", ms(30))).toEqual([["a#1", 3]]);
+        await expect(adapter.emitter.fail({ ...late, consumerId: "c3", attempt: 1.5, deadLetter: false })).rejects.toThrow(TypeError);
+      });
+
       it("claims only each entity's head, leases it, and settles heads only", async () => {
         const adapter = fixture().adapter();
         await adapter.emitter.registerGroup({ group: "g", from: "oldest" });
@@ -2078,10 +2117,10 @@ for (const backend of BACKENDS) {
         await adapter.emitter.ack({ group: "g", eventIds: ["a#1", "a#2"] });
         await adapter.emitter.ack({ group: "g", eventIds: ["a#1"] });
         expect(await adapter.emitter.pendingCount({ group: "g", upTo: await adapter.emitter.highWatermark() })).toBe(1);
-        await adapter.emitter.fail({ group: "g", eventId: "b#1", error: "later", retryAt: at(10), deadLetter: false, now: at(1) });
+        await adapter.emitter.fail({ group: "g", eventId: "b#1", consumerId: "c2", attempt: 2, error: "later", retryAt: at(10), deadLetter: false, now: at(1) });
         expect(await claim(at(9))).toEqual([]);
         expect((await claim(at(10))).map((c) => [c.event.eventId, c.attempt])).toEqual([["b#1", 3]]);
-        await adapter.emitter.fail({ group: "g", eventId: "b#1", error: "dead", retryAt: at(11), deadLetter: true, now: at(10) });
+        await adapter.emitter.fail({ group: "g", eventId: "b#1", consumerId: "c1", attempt: 3, error: "dead", retryAt: at(11), deadLetter: true, now: at(10) });
         expect(await adapter.emitter.pendingCount({ group: "g", upTo: await adapter.emitter.highWatermark() })).toBe(0);
         const [dead] = await adapter.emitter.listDeadLetters({});
         expect(dead).toEqual({ group: "g", event: transitionEvent("b", 1), attempts: 3, lastError: "dead", deadAt: at(10).toISOString() });

@@ -198,6 +198,8 @@ export class MemoryOutbox {
     const entry = this.#byEventId.get(options.eventId);
     if (entry === undefined || this.#head(group, entry.event.entityId) !== entry) return false;
     const cursor = this.#cursor(group, entry.event.entityId);
+    // Only the claim that holds the lease: a late failure of an expired claim changes nothing.
+    if (cursor.leaseOwner !== options.consumerId || cursor.attempts !== options.attempt) return false;
     if (options.deadLetter) {
       this.#deadLetters.push({
         group: group.name,

@@ -156,11 +156,14 @@ export class PostgresEmitter implements HealthEmitter {
   /**
    * Records a failed delivery of an entity's head event: releases the lease and holds the event
    * back until `retryAt`, keeping its attempt count; or, with `deadLetter`, settles it and records
-   * a dead letter (`deadAt` = `now`). A no-op for an unknown, settled or not-yet-deliverable event.
+   * a dead letter (`deadAt` = `now`). A no-op for an unknown, settled or not-yet-deliverable event,
+   * and for a claim that no longer holds the lease (`lease_owner` and `attempts` as claimed).
    */
   async fail(options: {
     readonly group: string;
     readonly eventId: string;
+    readonly consumerId: string;
+    readonly attempt: number;
     readonly error: string;
     readonly retryAt: Date;
     readonly deadLetter: boolean;
@@ -175,6 +178,7 @@ export class PostgresEmitter implements HealthEmitter {
            FROM ${q}.outbox o
            JOIN ${q}.deliveries d ON d.group_name = $1 AND d.entity_id = o.entity_id
           WHERE o.event_id = $2 AND o.position > $3::bigint AND o.sequence > d.settled_sequence
+            AND d.lease_owner = $8 AND d.attempts = $9::integer
             AND NOT EXISTS (
                   SELECT 1 FROM ${q}.outbox earlier
                    WHERE earlier.entity_id = o.entity_id AND earlier.sequence > d.settled_sequence
@@ -203,6 +207,8 @@ export class PostgresEmitter implements HealthEmitter {
         dateToMs(options.retryAt, "retryAt"),
         storableText(String(options.error)),
         dateToMs(options.now, "now"),
+        String(options.consumerId),
+        attemptOf(options.attempt),
       ],
     );
     if (rows.length > 0) this.#ctx.hub.notify();
@@ -343,4 +349,12 @@ function parseEvent(value: unknown): HealthEvent {
   const parsed = healthEventSchema.safeParse(value);
   if (!parsed.success) throw new Error(`postgres adapter: an outbox event does not match the event schema: ${parsed.error.message}`);
   return parsed.data;
+}
+
+/** A claim's attempt number for a parameter: an integer the `attempts` column can hold, or a `TypeError`. */
+function attemptOf(attempt: number): number {
+  if (!Number.isSafeInteger(attempt) || attempt < 0 || attempt > 2_147_483_647) {
+    throw new TypeError(`postgres adapter: attempt must be an integer from 0 to 2147483647, got ${String(attempt)}`);
+  }
+  return attempt;
 }

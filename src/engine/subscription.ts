@@ -11,9 +11,18 @@ export type HealthEventHandler = (event: HealthEvent) => void | Promise<void>;
  * acknowledges on success and schedules a retry with backoff on failure. It wakes on local
  * commits, on the emitter's availability hint, and on a poll interval (the guarantee, for events
  * committed by other processes).
+ *
+ * A delivery holds one of the `concurrency` slots until its handler settles or its lease
+ * (`leaseMs`) runs out, whichever comes first. A handler still running when the lease runs out
+ * has failed this attempt: it is recorded as a failure (retried with backoff, a dead letter after
+ * `maxAttempts`) and the slot is freed, so a handler that hangs can neither take every slot and
+ * stall the other entities nor keep `stop` waiting longer than a lease. The hung call is left to
+ * finish: if it succeeds its acknowledgement still settles the event; if it fails, nothing more
+ * is recorded.
  */
 export class Subscription {
   private stopped = false;
+  /** Deliveries holding a slot: each settles when its handler is done or its lease ran out. */
   private inFlight = new Set<Promise<void>>();
   private wake: (() => void) | undefined;
   private pendingWake = false;
@@ -48,7 +57,7 @@ export class Subscription {
     this.wake?.();
   }
 
-  /** Stops claiming, waits for deliveries in flight to settle. Idempotent. */
+  /** Stops claiming, waits for deliveries in flight to settle (each at most until its lease runs out). Idempotent. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.kick();
@@ -82,7 +91,7 @@ export class Subscription {
                 now: clock(),
               })
             : [];
-        for (const item of claimed) this.track(this.deliver(item));
+        for (const item of claimed) this.track(item);
         if (claimed.length > 0 && claimed.length === capacity) continue;
       } catch (error) {
         this.options.onBackgroundError(error);
@@ -91,33 +100,59 @@ export class Subscription {
     }
   }
 
-  private track(delivery: Promise<void>): void {
-    this.inFlight.add(delivery);
-    void delivery.finally(() => {
-      this.inFlight.delete(delivery);
+  private track(item: ClaimedEvent): void {
+    const attempt: AttemptState = { handled: false, leaseOut: false };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const leaseOut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        // A handler that settled is being acknowledged or failed: that takes its course.
+        if (attempt.handled) return;
+        attempt.leaseOut = true;
+        resolve(this.recordFailure(item, new Error(`the handler did not settle within leaseMs (${this.options.delivery.leaseMs} ms)`)));
+      }, this.options.delivery.leaseMs);
+      timer.unref?.();
+    });
+    const slot: Promise<void> = Promise.race([this.deliver(item, attempt), leaseOut]).finally(() => {
+      clearTimeout(timer);
+      this.inFlight.delete(slot);
       this.kick();
     });
+    this.inFlight.add(slot);
   }
 
-  private async deliver({ event, attempt }: ClaimedEvent): Promise<void> {
-    const { emitter, clock, retry, delivery } = this.options;
+  private async deliver(item: ClaimedEvent, attempt: AttemptState): Promise<void> {
     let failure: unknown;
     try {
-      await this.handler(structuredClone(event));
+      await this.handler(structuredClone(item.event));
     } catch (error) {
       failure = error ?? new Error("handler failed");
     }
-    try {
-      if (failure === undefined) {
-        await emitter.ack({ group: this.group, eventIds: [event.eventId] });
-        return;
+    attempt.handled = true;
+    if (failure === undefined) {
+      try {
+        await this.options.emitter.ack({ group: this.group, eventIds: [item.event.eventId] });
+      } catch (error) {
+        // The lease expires and the event is delivered again: at least once, never lost.
+        this.options.onBackgroundError(error);
       }
+      return;
+    }
+    // Past its lease, the attempt was recorded as failed already.
+    if (!attempt.leaseOut) await this.recordFailure(item, failure);
+  }
+
+  /** Records a failed attempt: a retry after backoff, or a dead letter after `maxAttempts`. */
+  private async recordFailure({ event, attempt }: ClaimedEvent, failure: unknown): Promise<void> {
+    const { emitter, clock, retry, delivery } = this.options;
+    try {
       const now = clock();
       const delayMs = backoffDelay(attempt, retry);
       const deadLetter = attempt >= delivery.maxAttempts;
       await emitter.fail({
         group: this.group,
         eventId: event.eventId,
+        consumerId: this.consumerId,
+        attempt,
         error: describeFailure(failure),
         retryAt: new Date(now.getTime() + delayMs),
         deadLetter,
@@ -157,6 +192,12 @@ export class Subscription {
       this.pendingWake = false;
     });
   }
+}
+
+/** One delivery attempt: whether its handler settled, and whether its lease ran out first. */
+interface AttemptState {
+  handled: boolean;
+  leaseOut: boolean;
 }
 
 function describeFailure(failure: unknown): string {

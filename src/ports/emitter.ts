@@ -48,10 +48,18 @@ export interface HealthEmitter {
   /**
    * Records a failed delivery: the lease is released and the event becomes deliverable again at
    * `retryAt`, or, with `deadLetter`, it is settled as a dead letter (kept for inspection).
+   * Only the claim that holds the lease can fail it: a no-op unless the event's lease is still
+   * `consumerId`'s from its claim number `attempt` (as `claim` returned it). A consumer whose
+   * lease expired and was claimed again (by another consumer, or by itself) then changes nothing,
+   * so it can neither release a lease another delivery holds nor dead-letter that delivery.
    */
   fail(options: {
     readonly group: string;
     readonly eventId: string;
+    /** The `consumerId` the event was claimed for. */
+    readonly consumerId: string;
+    /** The claim's `attempt`, as `claim` returned it. */
+    readonly attempt: number;
     readonly error: string;
     readonly retryAt: Date;
     readonly deadLetter: boolean;

@@ -144,6 +144,32 @@ export function describeDelivery({ config, harnesses }: SuiteContext): void {
     );
 
     it(
+      "emitter.fail is a no-op for a claim that no longer holds the lease: a consumer whose lease expired cannot release or dead-letter the event another consumer claimed since",
+      async () => {
+        const harness = await harnesses.open();
+        const engine = harness.engine();
+        await ok(engine.applyTopology(topologyOf(["late-fail"])), "applyTopology");
+        const [event] = await recordAll(engine, runsOf("late-fail", "late-fail", flips(1)));
+        const { emitter } = harness.adapter;
+        await emitter.registerGroup({ group: "late-fail", from: "oldest" });
+        const t0 = Date.now();
+        const claim = async (consumerId: string, at: number, leaseMs = 600_000) =>
+          (await emitter.claim({ group: "late-fail", consumerId, limit: 10, leaseMs, now: new Date(t0 + at) })).map((claimed) => [claimed.event.eventId, claimed.attempt]);
+        expect(await claim("c1", 0, 10), "c1 claims with a short lease").toEqual([[event?.eventId, 1]]);
+        expect(await claim("c2", 20), "c1's lease expired: c2 claims").toEqual([[event?.eventId, 2]]);
+        const late = { group: "late-fail", eventId: event?.eventId ?? "", error: "late", retryAt: new Date(t0 + 22), now: new Date(t0 + 21) };
+        await emitter.fail({ ...late, consumerId: "c1", attempt: 1, deadLetter: false });
+        await emitter.fail({ ...late, consumerId: "c1", attempt: 1, deadLetter: true });
+        await emitter.fail({ ...late, consumerId: "c2", attempt: 1, deadLetter: true });
+        expect(await claim("c3", 30), "c2 still holds the lease").toEqual([]);
+        expect(await emitter.listDeadLetters({ group: "late-fail" }), "nothing dead-lettered").toEqual([]);
+        await emitter.fail({ ...late, consumerId: "c2", attempt: 2, deadLetter: false });
+        expect(await claim("c3", 30), "the holder's own failure releases it").toEqual([[event?.eventId, 3]]);
+      },
+      timeout,
+    );
+
+    it(
       "two groups each receive every event",
       async () => {
         const harness = await harnesses.open();
