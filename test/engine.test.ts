@@ -557,6 +557,9 @@ describe("adapter failures", () => {
     } catch (error) {
       expect((error as ValidationError).issues.map((issue) => issue.path)).toEqual([["retry", "maxDelayMs"]]);
     }
+    // A lease is timed by a timer (a handler past it has failed the attempt): a day at most.
+    open.push({ engine: createHealthEngine({ ...adapter, timers: false, delivery: { leaseMs: 86_400_000 } }), adapter });
+    expect(() => createHealthEngine({ ...adapter, delivery: { leaseMs: 86_400_001 } })).toThrow(ValidationError);
   });
 });
 

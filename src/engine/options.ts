@@ -20,7 +20,9 @@ const optionsSchema = z.object({
   delivery: z
     .strictObject({
       maxAttempts: positiveInt.default(25),
-      leaseMs: positiveInt.default(60_000),
+      // A day at most: a handler still running when its lease runs out has failed the attempt,
+      // timed by a timer, and Node's timers hold at most 2^31 - 1 ms (longer ones fire at once).
+      leaseMs: positiveInt.max(86_400_000).default(60_000),
       pollIntervalMs: positiveInt.max(60_000).default(500),
       concurrency: positiveInt.max(10_000).default(64),
       retentionMs: positiveInt.default(24 * 3_600_000),
