@@ -103,7 +103,11 @@ export interface HealthEngineOptions {
 export interface DeliveryOptions {
   /** Failed attempts after which an event is moved to the group's dead letters. @default 25 */
   readonly maxAttempts: number;
-  /** How long a claimed event is reserved for one consumer before another may take it. @default 60000 */
+  /**
+   * How long a claimed event is reserved for one consumer before another may take it; also how
+   * long a handler may run: one still running then has failed that attempt (retried with backoff,
+   * its slot freed). At most 86400000 (a day). @default 60000
+   */
   readonly leaseMs: number;
   /** How often an idle subscription looks for events committed by other processes. @default 500 */
   readonly pollIntervalMs: number;
