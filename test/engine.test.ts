@@ -852,3 +852,87 @@ describe("state cache (stateCacheSystems)", () => {
     }
   });
 });
+
+describe("hostile input", () => {
+  const validationError = async (result: ResultAsync<unknown, HealthError>) => {
+    const outcome = await result;
+    expect(outcome.isErr() ? outcome.error : outcome.value).toBeInstanceOf(ValidationError);
+    return outcome.isErr() ? (outcome.error as ValidationError) : undefined;
+  };
+
+  it("a batch with a hole is a ValidationError at the hole and writes none of its runs", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    // eslint-disable-next-line no-sparse-arrays -- the hole is the input under test
+    const sparse = [, run({ status: "unhealthy", runId: "after-the-hole" })] as unknown as RunInput[];
+    const before = (await engine.getHealth("checkout::prod"))._unsafeUnwrap();
+    const error = await validationError(engine.recordRuns(sparse));
+    expect(error?.issues.map((issue) => issue.path[0])).toEqual([0]);
+    expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()).toEqual(before);
+    // The run was not accepted: recording it now is not a duplicate.
+    expect((await engine.recordRun(run({ status: "unhealthy", runId: "after-the-hole" })))._unsafeUnwrap().duplicate).toBe(false);
+    // eslint-disable-next-line no-sparse-arrays -- as above
+    await validationError(engine.getManyHealth([, "checkout"] as unknown as string[]));
+  });
+
+  it("input that throws while it is read (getters, Proxy traps) is a ValidationError, not a StoreError, and writes nothing", async () => {
+    const { engine } = setup();
+    await withCheckout(engine);
+    const before = (await engine.getHealth("checkout::prod"))._unsafeUnwrap();
+    const throwing = { ...run({ status: "unhealthy" }) };
+    Object.defineProperty(throwing, "status", { enumerable: true, get: () => { throw new Error("getter says no"); } });
+    const error = await validationError(engine.recordRun(throwing));
+    expect(error?.issues[0]?.message).toContain("getter says no");
+    const revoked = Proxy.revocable([run({ status: "unhealthy" })], {});
+    revoked.revoke();
+    await validationError(engine.recordRuns(revoked.proxy));
+    await validationError(engine.recordRuns([new Proxy(run({ status: "unhealthy" }), { ownKeys: () => { throw new Error("trap"); } })]));
+    await validationError(engine.applyTopology(new Proxy({ systems: [] }, { get: () => { throw new Error("trap"); } })));
+    await validationError(engine.availability(new Proxy({ entityId: "checkout", from: "2026-11-30T00:00:00Z", to: "2026-11-30T01:00:00Z" }, { get: () => { throw new Error("trap"); } })));
+    await validationError(engine.listTransitions(new Proxy({ entityId: "checkout" }, { get: () => { throw new Error("trap"); } })));
+    expect((await engine.getHealth("checkout::prod"))._unsafeUnwrap()).toEqual(before);
+    expect((await engine.listTransitions({ entityId: "checkout::prod" }))._unsafeUnwrap()).toEqual([]);
+  });
+
+  it("null options are a ValidationError; a dead-letter limit must be a positive integer; retention at the earliest Date deletes nothing", async () => {
+    const { engine } = setup();
+    await validationError(engine.runRetention(null as never));
+    await validationError(engine.listMaintenance(null as never));
+    await validationError(engine.listDeadLetters(null as never));
+    await validationError(engine.listDeadLetters({ limit: Number.NaN }));
+    await validationError(engine.listDeadLetters({ limit: 0 }));
+    expect((await engine.listDeadLetters({ limit: 1 }))._unsafeUnwrap()).toEqual([]);
+    expect((await engine.runRetention({ now: new Date(-8.64e15) }))._unsafeUnwrap()).toEqual({ runsPruned: 0, hourlyRolled: 0, dailyPruned: 0, transitionsPruned: 0 });
+  });
+
+  it("hooks must be functions, and an onBackgroundError that throws is ignored (no unhandled rejection)", async () => {
+    const adapter = createMemoryAdapter();
+    expect(() => createHealthEngine({ ...adapter, clock: "now" as never })).toThrow(ValidationError);
+    expect(() => createHealthEngine({ ...adapter, onBackgroundError: 42 as never })).toThrow(ValidationError);
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown) => void unhandled.push(reason);
+    process.on("unhandledRejection", listener);
+    let reported = 0;
+    try {
+      const failingStore = new Proxy(adapter.store, {
+        get: (target, property, receiver) =>
+          property === "findDueMaintenance" ? () => Promise.reject(new Error("store down")) : (Reflect.get(target, property, receiver) as unknown),
+      });
+      const engine = createHealthEngine({
+        ...adapter,
+        store: failingStore,
+        tickIntervalMs: 5,
+        onBackgroundError: () => {
+          reported += 1;
+          throw new Error("the reporter fails too");
+        },
+      });
+      open.push({ engine, adapter });
+      while (reported < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      process.off("unhandledRejection", listener);
+    }
+    expect(unhandled).toEqual([]);
+  });
+});

@@ -1,5 +1,5 @@
 import { ResultAsync } from "neverthrow";
-import type { z } from "zod";
+import { z } from "zod";
 import type { HealthEntityState } from "../aggregate";
 import {
   ClosedError,
@@ -52,6 +52,7 @@ import {
   type TopologyDoc,
   type UnassignCheckInput,
   type UpsertSystemInput,
+  type ValidRun,
 } from "../validation";
 import { resolveOptions, type HealthEngineOptions, type ResolvedOptions } from "./options";
 import { Subscription, type HealthEventHandler } from "./subscription";
@@ -357,7 +358,7 @@ class Engine implements HealthEngine {
 
   recordRuns(runs: readonly RunInput[]): ResultAsync<RecordOutcome[], HealthError> {
     return this.operation("recordRuns", async () => {
-      if (!Array.isArray(runs)) throw new ValidationError([{ path: [], message: "expected an array of runs" }]);
+      if (!readInput(() => Array.isArray(runs))) throw new ValidationError([{ path: [], message: "expected an array of runs" }]);
       return this.record(runs, true);
     });
   }
@@ -372,8 +373,11 @@ class Engine implements HealthEngine {
 
   getManyHealth(entityIds: readonly string[]): ResultAsync<Record<string, HealthEntityState>, HealthError> {
     return this.operation("getManyHealth", async () => {
-      if (!Array.isArray(entityIds)) throw new ValidationError([{ path: [], message: "expected an array of entity ids" }]);
-      const ids: readonly string[] = entityIds;
+      const ids = readInput(() => {
+        if (!Array.isArray(entityIds)) throw new ValidationError([{ path: [], message: "expected an array of entity ids" }]);
+        // By index, so that a hole is reported rather than skipped; copied, so it is read once.
+        return Array.from({ length: entityIds.length }, (_, index) => entityIds[index] as string);
+      });
       const issues: ConfigurationIssue[] = [];
       ids.forEach((id, index) => {
         const parsed = parseHealthEntityId(id);
@@ -395,14 +399,15 @@ class Engine implements HealthEngine {
     readonly limit?: number;
   }): ResultAsync<HealthTransitionRecord[], HealthError> {
     return this.operation("listTransitions", async () => {
-      const entityId = parseEntityId(query?.entityId, ["entityId"]);
+      const given = readInput(() => ({ entityId: query?.entityId, from: query?.from, to: query?.to, limit: query?.limit }));
+      const entityId = parseEntityId(given.entityId, ["entityId"]);
       const issues: ConfigurationIssue[] = [];
-      const from = optionalTime(query.from, "from", issues);
-      const to = optionalTime(query.to, "to", issues);
+      const from = optionalTime(given.from, "from", issues);
+      const to = optionalTime(given.to, "to", issues);
       if (from !== undefined && to !== undefined && from.getTime() >= to.getTime()) {
         issues.push({ path: ["to"], message: "must be after from (ranges are half-open [from, to) and may not be empty)" });
       }
-      const limit = query.limit;
+      const limit = given.limit;
       if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
         issues.push({ path: ["limit"], message: "must be a positive integer" });
       }
@@ -497,13 +502,17 @@ class Engine implements HealthEngine {
     });
   }
 
-  runRetention(options: { readonly now?: string | Date } = {}): ResultAsync<RetentionOutcome, HealthError> {
+  runRetention(options?: { readonly now?: string | Date }): ResultAsync<RetentionOutcome, HealthError> {
     return this.operation("runRetention", async () => {
-      const now = options.now === undefined ? this.options.clock() : parse(timeSchema, options.now, ["now"]);
+      const given = readInput(() => optionsObject(options, "runRetention options").now);
+      const now = given === undefined ? this.options.clock() : parse(timeSchema, given, ["now"]);
       const day = 24 * 3_600_000;
       const { rawRetentionDays, hourlyRetentionDays, dailyRetentionDays } = this.options.retention;
+      // A horizon before the earliest time a Date holds (a `now` near it) is that earliest time:
+      // nothing is older, and the store is never handed an invalid Date.
+      const horizon = (ms: number) => new Date(Math.max(ms, EARLIEST_TIME_MS));
       // An hour rolls once all of it is past the hourly horizon: start + 1 h <= horizon.
-      const rollBefore = new Date(now.getTime() - hourlyRetentionDays * day - 3_600_000 + 1);
+      const rollBefore = horizon(now.getTime() - hourlyRetentionDays * day - 3_600_000 + 1);
       let hourlyRolled = 0;
       const systems = await this.options.store.listSystemsWithBucketsBefore({ granularity: "hour", before: rollBefore });
       for (const systemId of systems) {
@@ -515,9 +524,9 @@ class Engine implements HealthEngine {
         }
       }
       const pruned = await this.options.store.prune({
-        runsBefore: new Date(now.getTime() - rawRetentionDays * day),
-        dailyBefore: new Date(now.getTime() - dailyRetentionDays * day),
-        transitionsBefore: new Date(now.getTime() - dailyRetentionDays * day),
+        runsBefore: horizon(now.getTime() - rawRetentionDays * day),
+        dailyBefore: horizon(now.getTime() - dailyRetentionDays * day),
+        transitionsBefore: horizon(now.getTime() - dailyRetentionDays * day),
       });
       return { runsPruned: pruned.runs, hourlyRolled, dailyPruned: pruned.daily, transitionsPruned: pruned.transitions };
     });
@@ -596,9 +605,10 @@ class Engine implements HealthEngine {
     });
   }
 
-  listMaintenance(query: { readonly entityId?: string } = {}): ResultAsync<MaintenanceWindow[], HealthError> {
+  listMaintenance(query?: { readonly entityId?: string }): ResultAsync<MaintenanceWindow[], HealthError> {
     return this.operation("listMaintenance", async () => {
-      const entityId = query.entityId === undefined ? undefined : parseEntityId(query.entityId, ["entityId"]);
+      const given = readInput(() => optionsObject(query, "listMaintenance query").entityId);
+      const entityId = given === undefined ? undefined : parseEntityId(given, ["entityId"]);
       const ref = entityId === undefined ? undefined : parseHealthEntityId(entityId)._unsafeUnwrap();
       const windows = await this.options.store.listMaintenance(ref === undefined ? {} : { systemId: ref.systemId });
       const now = this.options.clock().getTime();
@@ -696,10 +706,15 @@ class Engine implements HealthEngine {
     }
   }
 
-  listDeadLetters(options: { readonly group?: string; readonly limit?: number } = {}): ResultAsync<DeadLetter[], HealthError> {
+  listDeadLetters(options?: { readonly group?: string; readonly limit?: number }): ResultAsync<DeadLetter[], HealthError> {
     return this.operation("listDeadLetters", async () => {
-      if (options.group !== undefined) parse(idSchema, options.group, ["group"]);
-      return this.options.emitter.listDeadLetters(options);
+      const { group, limit } = readInput(() => {
+        const given = optionsObject(options, "listDeadLetters options");
+        return { group: given.group, limit: given.limit };
+      });
+      if (group !== undefined) parse(idSchema, group, ["group"]);
+      if (limit !== undefined) parse(deadLetterLimitSchema, limit, ["limit"]);
+      return this.options.emitter.listDeadLetters({ ...(group === undefined ? {} : { group }), ...(limit === undefined ? {} : { limit }) });
     });
   }
 
@@ -786,12 +801,14 @@ class Engine implements HealthEngine {
 
   private async record(inputs: readonly RunInput[], batch: boolean): Promise<RecordOutcome[]> {
     const issues: ConfigurationIssue[] = [];
-    const valid = inputs.flatMap((input, index) => {
-      const parsed = safeParseRunInput(input);
-      if (parsed.success) return [parsed.data];
-      issues.push(...toConfigurationIssues(parsed.error.issues, batch ? [index] : []));
-      return [];
-    });
+    const valid: ValidRun[] = [];
+    // Every slot by index: a hole in the array is a missing run, not one to skip.
+    for (let index = 0; index < inputs.length; index += 1) {
+      const path = batch ? [index] : [];
+      const parsed = readInput(() => safeParseRunInput(inputs[index]), path);
+      if (parsed.success) valid.push(parsed.data);
+      else issues.push(...toConfigurationIssues(parsed.error.issues, path));
+    }
     if (issues.length > 0) throw new ValidationError(issues);
     if (valid.length === 0) return [];
     const now = this.options.clock();
@@ -923,9 +940,29 @@ class Engine implements HealthEngine {
 }
 
 function parse<S extends z.ZodType>(schema: S, input: unknown, prefix: (string | number)[] = []): z.output<S> {
-  const parsed = schema.safeParse(input);
+  const parsed = readInput(() => schema.safeParse(input), prefix);
   if (!parsed.success) throw new ValidationError(toConfigurationIssues(parsed.error.issues, prefix));
   return parsed.data;
+}
+
+/**
+ * Runs `read` over the caller's input: a throw while reading it (a getter, a Proxy trap, a
+ * `Date` whose `getTime` throws) is a `ValidationError` at `path`, not a store failure.
+ */
+function readInput<T>(read: () => T, path: (string | number)[] = []): T {
+  try {
+    return read();
+  } catch (error) {
+    if (isHealthError(error)) throw error;
+    throw new ValidationError([{ path, message: `could not be read: ${error instanceof Error ? error.message : String(error)}` }]);
+  }
+}
+
+/** An operation's optional options argument: `undefined` is none; anything but an object is a `ValidationError`. */
+function optionsObject<T extends object>(value: T | null | undefined, name: string): Partial<T> {
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null) throw new ValidationError([{ path: [], message: `${name} must be an object when given` }]);
+  return value;
 }
 
 function parseEntityId(id: unknown, path: (string | number)[]): string {
@@ -1066,6 +1103,12 @@ function bucketId(key: BucketKey): string {
   const environment = key.environmentId === null ? "-" : `${key.environmentId.length}:${key.environmentId}`;
   return `${key.systemId.length}:${key.systemId}${key.checkId.length}:${key.checkId}${environment}${key.granularity}${key.start}`;
 }
+
+/** The earliest time a `Date` holds (ECMAScript: 100,000,000 days before 1970). */
+const EARLIEST_TIME_MS = -8.64e15;
+
+/** `listDeadLetters({ limit })`: how many at most. */
+const deadLetterLimitSchema = z.number().int("must be an integer").min(1, "must be a positive integer");
 
 /** Reads of an entity's buckets (`bucketsOf`) before one that keeps colliding with retention fails. */
 const CONSISTENT_READ_ATTEMPTS = 10;
@@ -1208,7 +1251,8 @@ function parseRangeQuery(query: TimeRangeQuery): {
   from: Date;
   to: Date;
 } {
-  const entityId = parseEntityId(query?.entityId, ["entityId"]);
-  const range = parse(timeRangeSchema, { from: query.from, to: query.to });
+  const { entityId: id, from, to } = readInput(() => ({ entityId: query?.entityId, from: query?.from, to: query?.to }));
+  const entityId = parseEntityId(id, ["entityId"]);
+  const range = parse(timeRangeSchema, { from, to });
   return { entityId, ref: parseHealthEntityId(entityId)._unsafeUnwrap(), from: range.from, to: range.to };
 }

@@ -153,7 +153,15 @@ export function resolveOptions(options: HealthEngineOptions): ResolvedOptions {
     stateCacheSystems: options?.stateCacheSystems,
   });
   if (!parsed.success) issues.push(...toConfigurationIssues(parsed.error.issues));
+  for (const hook of ["clock", "generateId", "onBackgroundError"] as const) {
+    if (options?.[hook] !== undefined && typeof options[hook] !== "function") issues.push({ path: [hook], message: "must be a function when given" });
+  }
   if (issues.length > 0 || !parsed.success) throw new ValidationError(issues);
+  const report =
+    options.onBackgroundError ??
+    ((error: unknown) => {
+      console.error("healthstate: background error", error);
+    });
   return {
     store: options.store,
     lock: options.lock,
@@ -167,11 +175,15 @@ export function resolveOptions(options: HealthEngineOptions): ResolvedOptions {
     flapping: parsed.data.flapping,
     retention: parsed.data.retention,
     stateCacheSystems: parsed.data.stateCacheSystems,
-    onBackgroundError:
-      options.onBackgroundError ??
-      ((error: unknown) => {
-        console.error("healthstate: background error", error);
-      }),
+    // Called from timers and delivery loops, where a throw would be an unhandled rejection (a
+    // crash under Node's default): a reporter that throws is ignored.
+    onBackgroundError: (error: unknown) => {
+      try {
+        report(error);
+      } catch {
+        // Nothing left to report to.
+      }
+    },
   };
 }
 
