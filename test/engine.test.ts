@@ -500,6 +500,34 @@ describe("delivery", () => {
     expect(stopped).toBe("stopped");
   });
 
+  it("unsubscribe waits for the failure a timed-out attempt is still recording, even after its handler succeeded", async () => {
+    const adapter = createMemoryAdapter();
+    const failures: string[] = [];
+    const slowFail = new Proxy(adapter.emitter, {
+      get: (target, property) => {
+        if (property === "fail") {
+          return async (options: Parameters<HealthAdapter["emitter"]["fail"]>[0]) => {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            await target.fail(options);
+            failures.push(options.eventId);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const engine = createHealthEngine({ ...adapter, emitter: slowFail, timers: false, delivery: { pollIntervalMs: 5, leaseMs: 30 } });
+    open.push({ engine, adapter });
+    await withCheckout(engine);
+    let succeeded = false;
+    // Each handler call outlives its lease (30 ms) and then succeeds (at 60 ms).
+    const subscription = engine.subscribe(() => new Promise<void>((resolve) => setTimeout(() => ((succeeded = true), resolve()), 60)), { group: "g" });
+    await recordAll(engine, [run({ status: "unhealthy" }), run({ status: "unhealthy" })]);
+    while (!succeeded) await new Promise((resolve) => setTimeout(resolve, 5));
+    await subscription.unsubscribe();
+    expect(failures.length, "every lease-out failure reached the emitter before unsubscribe resolved").toBeGreaterThan(0);
+  });
+
   it("retries a failing handler with the same event id until it succeeds", async () => {
     const { engine } = setup("real");
     await withCheckout(engine);

@@ -893,13 +893,16 @@ describe("memory store: prune", () => {
         transition("e", 3, 3000),
         // f's only transition is old: it is the newest, so it stays.
         transition("f", 1, 1000),
-        // g's newest (highest sequence) occurred before its predecessor: kept all the same.
+        // g's newest (highest sequence) occurred before its predecessor: g#1 holds the time it took effect, so both stay.
         transition("g", 1, 1000),
         transition("g", 2, 500),
         // h's first transition is recent; the later, older ones take effect at its time: all stay.
         transition("h", 1, 3000),
         transition("h", 2, 1000),
         transition("h", 3, 2000),
+        // k is all old, its newest late: k#1 holds the time k#2 took effect, so both stay.
+        transition("k", 1, 2000),
+        transition("k", 2, 1000),
       ]);
       await tx.putMaintenance([
         maintenance("done", "s1", 0, 2000, done),
@@ -915,7 +918,7 @@ describe("memory store: prune", () => {
   it("deletes old runs, daily buckets, transitions (all but the one in effect at the horizon and those after it) and processed windows, once", async () => {
     const adapter = newAdapter();
     await seedHistory(adapter);
-    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 1, maintenance: 1 });
 
     expect(await read(adapter, (tx) => tx.findRunIds(["r1", "r2", "r3"]))).toEqual(["r2", "r3"]);
     expect((await adapter.store.queryBuckets({ systemId: "s1", granularity: "day", from: at(-DAY), to: at(9 * DAY) })).map(slot)).toEqual([
@@ -928,8 +931,9 @@ describe("memory store: prune", () => {
     // e's sequence 2 (at 2000) is the status at the horizon (2500): it stays with 3.
     expect(await seqs("e")).toEqual([2, 3]);
     expect(await seqs("f")).toEqual([1]);
-    expect(await seqs("g")).toEqual([2]);
+    expect(await seqs("g")).toEqual([1, 2]);
     expect(await seqs("h")).toEqual([1, 2, 3]);
+    expect(await seqs("k")).toEqual([1, 2]);
     expect((await adapter.store.listMaintenance({})).map((w) => w.maintenanceId).sort()).toEqual([
       "done-at-horizon",
       "ended-flag-only",
@@ -939,17 +943,18 @@ describe("memory store: prune", () => {
 
     // Idempotent.
     expect(await adapter.store.prune(horizons)).toEqual({ runs: 0, daily: 0, transitions: 0, maintenance: 0 });
-    // A later horizon moves the kept part on: at 3500, e's sequence 3 (3000) is in effect, and
-    // all of h took effect (at 3000) before it, so only its newest stays.
+    // A later horizon moves the kept part on: at 3500, e's sequence 3 (3000) is in effect; all of
+    // h took effect before it, but h#1 holds the time (3000) its later entries took effect: all stay.
     await adapter.store.transaction({ lockKeys: [] }, (tx) => tx.appendTransitions([transition("e", 4, 4000)]));
     expect(await adapter.store.prune({ ...horizons, transitionsBefore: at(3500) })).toEqual({
       runs: 0,
       daily: 0,
-      transitions: 3,
+      transitions: 1,
       maintenance: 1,
     });
     expect(await seqs("e")).toEqual([3, 4]);
-    expect(await seqs("h")).toEqual([3]);
+    expect(await seqs("h")).toEqual([1, 2, 3]);
+    expect(await seqs("k")).toEqual([1, 2]);
   });
 
   it("frees the ids of pruned runs: a run carrying one is accepted again", async () => {
@@ -979,7 +984,7 @@ describe("memory store: prune", () => {
       expect((await tx.listTransitions({ entityId: "e" })).map((t) => t.sequence)).toEqual([2, 3, 4]);
     });
     await staged.promise;
-    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 1, maintenance: 1 });
     pruned.resolve();
     await writer;
     expect(await read(adapter, (tx) => tx.findRunIds(["r-staged"]))).toEqual(["r-staged"]);
@@ -994,7 +999,7 @@ describe("memory store: prune", () => {
     const adapter = newAdapter();
     await seedHistory(adapter);
     await expect(adapter.store.prune({ ...horizons, transitionsBefore: new Date(Number.NaN) })).rejects.toThrow(TypeError);
-    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
+    expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 1, maintenance: 1 });
   });
 });
 
@@ -1234,6 +1239,7 @@ describe("memory emitter", () => {
     // The holder's own failure applies.
     await adapter.emitter.fail({ ...late, consumerId: "c2", attempt: 2, deadLetter: false });
     expect(await claim("c3", 30)).toEqual([{ event: event("a", 1), attempt: 3 }]);
+    await expect(adapter.emitter.fail({ ...late, consumerId: "c3", attempt: 1.5, deadLetter: false })).rejects.toThrow(TypeError);
   });
 
   it("settles a dead-lettered event, delivers the next one, and lists dead letters newest first", async () => {

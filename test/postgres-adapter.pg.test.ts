@@ -1355,6 +1355,9 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
           transitionOf("h", 1, 3000),
           transitionOf("h", 2, 1000),
           transitionOf("h", 3, 2000),
+          // k is all old, its newest late: k#1 holds the time k#2 took effect, so both stay.
+          transitionOf("k", 1, 2000),
+          transitionOf("k", 2, 1000),
         ]);
         await tx.putMaintenance([
           windowOf("done", "s1", 0, 2000, done),
@@ -1369,7 +1372,7 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
     it("deletes old runs, daily buckets, transitions (all but the one in effect at the horizon and those after it) and processed windows, once", async () => {
       const adapter = fixture().adapter();
       await seedHistory(adapter);
-      expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 2, maintenance: 1 });
+      expect(await adapter.store.prune(horizons)).toEqual({ runs: 1, daily: 2, transitions: 1, maintenance: 1 });
       expect(await inTx(adapter, (tx) => tx.findRunIds(["r1", "r2", "r3"]))).toEqual(expect.arrayContaining(["r2", "r3"]));
       expect(await inTx(adapter, (tx) => tx.findRunIds(["r1"]))).toEqual([]);
       expect((await adapter.store.queryBuckets({ systemId: "s1", granularity: "day", from: bat(-DAY), to: bat(9 * DAY) })).map(slot)).toEqual(["s1/c1/-@24h"]);
@@ -1379,16 +1382,18 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       // e's sequence 2 (at 2000) is the status at the horizon (2500): it stays with 3.
       expect(await seqs("e")).toEqual([2, 3]);
       expect(await seqs("f")).toEqual([1]);
-      expect(await seqs("g")).toEqual([2]);
+      expect(await seqs("g")).toEqual([1, 2]);
       expect(await seqs("h")).toEqual([1, 2, 3]);
+      expect(await seqs("k")).toEqual([1, 2]);
       expect((await adapter.store.listMaintenance({})).map((w) => w.maintenanceId).sort()).toEqual(["done-at-horizon", "ended-flag-only", "never-ended", "never-started"]);
 
       expect(await adapter.store.prune(horizons)).toEqual({ runs: 0, daily: 0, transitions: 0, maintenance: 0 });
       await inTx(adapter, (tx) => tx.appendTransitions([transitionOf("e", 4, 4000)]));
-      // At 3500, e's sequence 3 is in effect; all of h took effect (at 3000) before it.
-      expect(await adapter.store.prune({ ...horizons, transitionsBefore: bat(3500) })).toEqual({ runs: 0, daily: 0, transitions: 3, maintenance: 1 });
+      // At 3500, e's sequence 3 is in effect; h#1 holds the time (3000) h's later rows took effect: all stay.
+      expect(await adapter.store.prune({ ...horizons, transitionsBefore: bat(3500) })).toEqual({ runs: 0, daily: 0, transitions: 1, maintenance: 1 });
       expect(await seqs("e")).toEqual([3, 4]);
-      expect(await seqs("h")).toEqual([3]);
+      expect(await seqs("h")).toEqual([1, 2, 3]);
+      expect(await seqs("k")).toEqual([1, 2]);
     });
 
     it("frees the ids of pruned runs, rejects an invalid horizon deleting nothing, and deletes beyond one batch", async () => {

@@ -195,6 +195,9 @@ export class MemoryOutbox {
     const group = this.#group(options.group);
     const retryAt = timeOf(options.retryAt, "retryAt");
     const deadAt = new Date(timeOf(options.now, "now")).toISOString();
+    if (!Number.isSafeInteger(options.attempt) || options.attempt < 0) {
+      throw new TypeError(`memory adapter: attempt must be an integer ≥ 0, got ${String(options.attempt)}`);
+    }
     const entry = this.#byEventId.get(options.eventId);
     if (entry === undefined || this.#head(group, entry.event.entityId) !== entry) return false;
     const cursor = this.#cursor(group, entry.event.entityId);

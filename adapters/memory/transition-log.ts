@@ -60,12 +60,13 @@ export class TransitionLog {
   }
 
   /**
-   * Deletes, per entity, the entries before the last one that took effect before `before` (epoch
-   * ms): walking in sequence order, an entry takes effect at the latest `occurredAt` so far, so
-   * the kept part is the newest entry whose running maximum is still before `before` and every
-   * entry after it (see `HealthStore.prune`). The log thus still gives the status at `before` and
-   * everything after it, a late entry is never cut out of the middle, and the newest entry always
-   * stays. Returns how many were deleted. Synchronous, so atomic; deleting again deletes nothing.
+   * Deletes, per entity, what the log no longer needs from `before` (epoch ms) on (see
+   * `HealthStore.prune`): walking in sequence order, an entry takes effect at the latest
+   * `occurredAt` so far; the kept part starts at the entry holding the running maximum of the
+   * newest entry whose maximum is still before `before`. The log thus still gives the status at
+   * `before` and everything after it, kept entries keep their effective times, a late entry is
+   * never cut out of the middle, and the newest entry always stays. Returns how many were
+   * deleted. Synchronous, so atomic; deleting again deletes nothing.
    */
   prune(before: number): number {
     let deleted = 0;
@@ -74,16 +75,23 @@ export class TransitionLog {
         this.#byEntity.delete(entityId);
         continue;
       }
+      // `cut`: the newest entry whose running maximum is before `before`; `keepFrom`: the entry
+      // that holds that maximum (the last one, on a tie), so every kept entry keeps its effective
+      // time (a late entry after it took effect at its time, not its own).
       let cut = -1;
+      let keepFrom = -1;
       let latest = Number.NEGATIVE_INFINITY;
       for (const [index, entry] of entries.entries()) {
-        latest = Math.max(latest, entry.at);
-        if (latest >= before) break;
+        if (entry.at >= before) break;
+        if (entry.at >= latest) {
+          latest = entry.at;
+          keepFrom = index;
+        }
         cut = index;
       }
-      if (cut <= 0) continue;
-      deleted += cut;
-      this.#byEntity.set(entityId, entries.slice(cut));
+      if (cut < 0 || keepFrom <= 0) continue;
+      deleted += keepFrom;
+      this.#byEntity.set(entityId, entries.slice(keepFrom));
     }
     return deleted;
   }

@@ -24,6 +24,8 @@ export class Subscription {
   private stopped = false;
   /** Deliveries holding a slot: each settles when its handler is done or its lease ran out. */
   private inFlight = new Set<Promise<void>>();
+  /** Failures recorded for attempts whose lease ran out, until the emitter has them. */
+  private recording = new Set<Promise<void>>();
   private wake: (() => void) | undefined;
   private pendingWake = false;
   private readonly loopDone: Promise<void>;
@@ -64,6 +66,9 @@ export class Subscription {
     await this.loopDone;
     this.markRegistered();
     await Promise.allSettled([...this.inFlight]);
+    // A hung handler that succeeded meanwhile freed its slot; its attempt's failure may still be on
+    // its way to the emitter, which the caller may close next.
+    await Promise.allSettled([...this.recording]);
   }
 
   private async loop(): Promise<void> {
@@ -108,7 +113,10 @@ export class Subscription {
         // A handler that settled is being acknowledged or failed: that takes its course.
         if (attempt.handled) return;
         attempt.leaseOut = true;
-        resolve(this.recordFailure(item, new Error(`the handler did not settle within leaseMs (${this.options.delivery.leaseMs} ms)`)));
+        const recorded = this.recordFailure(item, new Error(`the handler did not settle within leaseMs (${this.options.delivery.leaseMs} ms)`));
+        this.recording.add(recorded);
+        void recorded.finally(() => this.recording.delete(recorded));
+        resolve(recorded);
       }, this.options.delivery.leaseMs);
       timer.unref?.();
     });

@@ -170,12 +170,13 @@ export interface HealthStore {
    * maintenance windows whose `end` is before `transitionsBefore` and that have no boundary left
    * to process (`startedEntities !== null && ended`). Returns the counts.
    *
-   * The transitions deleted are those before the last one that took effect before the horizon:
-   * walking an entity's log in sequence order, a transition takes effect at the latest
-   * `occurredAt` so far, and the newest transition whose running maximum is still before
-   * `transitionsBefore` stays, with every transition after it. So the log still gives the status
-   * at the horizon and everything since (availability, maintenance statuses), a late transition
-   * (an `occurredAt` earlier than one before it) is never cut out of the middle of the chain, and
+   * Walking an entity's log in sequence order, a transition takes effect at the latest
+   * `occurredAt` so far. Let the cut be the newest transition whose running maximum is still
+   * before `transitionsBefore`: the transitions deleted are those before the one that holds that
+   * maximum (the last one on a tie), which stays with every transition after it. So the log still
+   * gives the status at the horizon and everything since (availability, maintenance statuses),
+   * every kept transition keeps the time it took effect (`inStatusSince`), a late transition (an
+   * `occurredAt` earlier than one before it) is never cut out of the middle of the chain, and
    * each entity's newest transition always stays. Nothing is deleted of a log whose first
    * transition occurred at or after the horizon.
    *

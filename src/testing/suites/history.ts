@@ -536,7 +536,7 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
     );
 
     it(
-      "runRetention prunes daily buckets and transitions past the daily horizon except each entity's newest (by sequence), and processed maintenance windows; the sequence continues; unprocessed windows still emit",
+      "runRetention prunes daily buckets and transitions past the daily horizon except each entity's newest (by sequence) and, when it arrived late, those from the one holding its effective time, and processed maintenance windows; the sequence continues; unprocessed windows still emit",
       async () => {
         const harness = await harnesses.open();
         const clock = new ManualClock(T0 + 3 * DAY);
@@ -552,17 +552,30 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
         const lateOne = logs["keep-a::prod"]?.at(-1);
         expect(lateOne?.occurredAt, "keep-a::prod's newest transition is not its latest in time").toBe(iso(lateRunAt(KEEP)));
 
+        // Every transition of these logs is past the horizon: what stays is the newest and, when it
+        // arrived late, the transitions from the one holding the time it took effect (the latest
+        // occurredAt, the last such on a tie).
+        const keptOf = (log: readonly HealthTransitionRecord[]) => {
+          let holder = 0;
+          log.forEach((transition, index) => {
+            if (Date.parse(transition.occurredAt) >= Date.parse(log[holder]?.occurredAt ?? "")) holder = index;
+          });
+          return log.slice(holder);
+        };
+        expect(keptOf(logs["keep-a::prod"] ?? []).length, "keep-a::prod keeps the late newest and the one before it in time").toBeGreaterThan(1);
+        const sinceBefore: Record<string, string | null> = {};
+        for (const entityId of entitiesOf(KEEP)) sinceBefore[entityId] = await ok(reader.inStatusSince(entityId), `inStatusSince(${entityId})`);
         const outcome = await ok(reader.runRetention({ now: iso(NOW) }), "runRetention");
         expect(outcome).toEqual({
           runsPruned: runIds.length,
           hourlyRolled: 48 * KEEP.systems.length,
           dailyPruned: 2 * KEEP.systems.length,
-          transitionsPruned: entitiesOf(KEEP).reduce((total, entityId) => total + (logs[entityId]?.length ?? 0) - 1, 0),
+          transitionsPruned: entitiesOf(KEEP).reduce((total, entityId) => total + (logs[entityId]?.length ?? 0) - keptOf(logs[entityId] ?? []).length, 0),
         });
         const left = await transitionLogs(reader, entityIds);
         for (const entityId of entitiesOf(KEEP)) {
-          expect(left[entityId], `${entityId}: only the newest transition is kept`).toEqual([logs[entityId]?.at(-1)]);
-          expect(await ok(reader.inStatusSince(entityId), `inStatusSince(${entityId})`)).toBe(logs[entityId]?.at(-1)?.occurredAt);
+          expect(left[entityId], `${entityId}: the newest transition and what keeps its time`).toEqual(keptOf(logs[entityId] ?? []));
+          expect(await ok(reader.inStatusSince(entityId), `inStatusSince(${entityId})`)).toBe(sinceBefore[entityId]);
         }
         expect(left["fresh"], "recent transitions are kept").toEqual(logs["fresh"]);
         expect(left["fresh::prod"]).toEqual(logs["fresh::prod"]);
@@ -593,14 +606,14 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
     );
 
     it(
-      "runRetention keeps, of a log that crosses the transition horizon, the transition in effect at the horizon and every later one (a late one included): availability from the horizon on and the status chain are unchanged",
+      "runRetention keeps, of a log that crosses the transition horizon, the transition in effect at the horizon and every later one (a late one included), and of an old log what keeps its newest transition's effective time: availability from the horizon on, inStatusSince and the status chain are unchanged",
       async () => {
         const harness = await harnesses.open();
         const NOW = T0 + 400 * DAY;
         const H = NOW - RETENTION.dailyRetentionDays * DAY;
         const clock = new ManualClock(NOW);
         const [writer, reader] = await harness.enginePair(engineOptions(clock));
-        const systems = ["edge-in-order", "edge-late", "edge-old", "edge-partial"];
+        const systems = ["edge-in-order", "edge-late", "edge-old", "edge-partial", "edge-old-late"];
         await ok(writer.applyTopology(topologyOf(systems, ["prod"])), "applyTopology");
         // Accepted in the order given, one system at a time.
         const plans: Record<string, [number, HealthStatus][]> = {
@@ -612,6 +625,8 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
           "edge-old": [[H - 5 * HOUR, "unhealthy"], [H - 4 * HOUR, "healthy"], [H - 3 * HOUR, "degraded"]],
           // Two transitions go, the one in effect at H (degraded at H - 2 h) stays.
           "edge-partial": [[H - 5 * HOUR, "unhealthy"], [H - 4 * HOUR, "healthy"], [H - 2 * HOUR, "degraded"], [H + HOUR, "healthy"]],
+          // All before H, the newest late: it took effect at its predecessor's time, so both stay.
+          "edge-old-late": [[H - 2 * HOUR, "unhealthy"], [H - 4 * HOUR, "healthy"]],
         };
         for (const [systemId, plan] of Object.entries(plans)) {
           for (const [index, [ms, status]] of plan.entries()) {
@@ -622,10 +637,15 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
         const logs = await transitionLogs(reader, entityIds);
         const window = (entityId: string) => range(entityId, H, H + 4 * HOUR);
         const before: Record<string, Availability> = {};
-        for (const entityId of entityIds) before[entityId] = await ok(reader.availability(window(entityId)), `availability(${entityId})`);
+        const since: Record<string, string | null> = {};
+        for (const entityId of entityIds) {
+          before[entityId] = await ok(reader.availability(window(entityId)), `availability(${entityId})`);
+          since[entityId] = await ok(reader.inStatusSince(entityId), `inStatusSince(${entityId})`);
+        }
+        expect(since["edge-old-late::prod"], "the late transition took effect at its predecessor's time").toBe(iso(H - 2 * HOUR));
         expectShares(before["edge-late::prod"] as Availability, { healthy: 0.5, degraded: 0, unhealthy: 0.5 }, "edge-late::prod before");
 
-        const kept: Record<string, number> = { "edge-in-order": 2, "edge-late": 3, "edge-old": 1, "edge-partial": 2 };
+        const kept: Record<string, number> = { "edge-in-order": 2, "edge-late": 3, "edge-old": 1, "edge-partial": 2, "edge-old-late": 2 };
         const outcome = await ok(reader.runRetention({ now: iso(NOW) }), "runRetention");
         expect(outcome.transitionsPruned, "transitions pruned").toBe(2 * (0 + 0 + 2 + 2));
         const left = await transitionLogs(reader, entityIds);
@@ -639,6 +659,7 @@ export function describeRetention({ config, harnesses }: SuiteContext): void {
             expect(chain[index]?.previousStatus, `${entityId}: the chain is whole at ${index}`).toBe(chain[index - 1]?.newStatus);
           }
           expect(await ok(reader.availability(window(entityId)), `availability(${entityId}) after`), `${entityId}: availability from the horizon on`).toEqual(before[entityId]);
+          expect(await ok(reader.inStatusSince(entityId), `inStatusSince(${entityId}) after`), `${entityId}: when the status began`).toBe(since[entityId]);
         }
         expect(await ok(writer.runRetention({ now: iso(NOW) }), "runRetention again")).toEqual(NO_RETENTION_WORK);
       },
