@@ -62,8 +62,8 @@ export class TransitionLog {
   /**
    * Deletes, per entity, what the log no longer needs from `before` (epoch ms) on (see
    * `HealthStore.prune`): walking in sequence order, an entry takes effect at the latest
-   * `occurredAt` so far; the kept part starts at the entry holding the running maximum of the
-   * newest entry whose maximum is still before `before`. The log thus still gives the status at
+   * `occurredAt` so far; the kept part starts at the latest (by time, then sequence) of the
+   * entries before the first one at or after `before`. The log thus still gives the status at
    * `before` and everything after it, kept entries keep their effective times, a late entry is
    * never cut out of the middle, and the newest entry always stays. Returns how many were
    * deleted. Synchronous, so atomic; deleting again deletes nothing.
@@ -75,10 +75,9 @@ export class TransitionLog {
         this.#byEntity.delete(entityId);
         continue;
       }
-      // `cut`: the newest entry whose running maximum is before `before`; `keepFrom`: the entry
-      // that holds that maximum (the last one, on a tie), so every kept entry keeps its effective
-      // time (a late entry after it took effect at its time, not its own).
-      let cut = -1;
+      // The entries before the first one at or after `before` all took effect before it; the kept
+      // part starts at the one of them with the latest time (the last one, on a tie), so every
+      // kept entry keeps its effective time (a late entry after it took effect at its time).
       let keepFrom = -1;
       let latest = Number.NEGATIVE_INFINITY;
       for (const [index, entry] of entries.entries()) {
@@ -87,9 +86,8 @@ export class TransitionLog {
           latest = entry.at;
           keepFrom = index;
         }
-        cut = index;
       }
-      if (cut < 0 || keepFrom <= 0) continue;
+      if (keepFrom <= 0) continue;
       deleted += keepFrom;
       this.#byEntity.set(entityId, entries.slice(keepFrom));
     }

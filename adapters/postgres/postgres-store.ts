@@ -283,13 +283,11 @@ export class PostgresStore implements HealthStore {
           AND b.check_id = old.check_id AND b.environment_key = old.environment_key`,
       dailyBefore,
     );
-    // Per entity with a transition before the horizon: `cut` is the last transition before the
-    // first one (by sequence) that occurred at or after it, i.e. the newest whose running maximum
-    // of occurred_at is still before the horizon (with none at or after it, the newest); the kept
-    // part starts at the transition that holds that maximum (the last one on a tie), so every kept
-    // transition keeps its effective time (see `HealthStore.prune`). min() stops at the entity's
-    // first recent row and max() below a bound reads one entry backwards (primary-key probes);
-    // the maximum is found over the entity's rows up to the cut, the rows the batch deletes from.
+    // Per entity with a transition before the horizon: every transition before its first one (by
+    // sequence) at or after the horizon took effect before it, and the kept part starts at the one
+    // of them with the latest occurred_at (the last one on a tie), so every kept transition keeps
+    // its effective time (see `HealthStore.prune`). min() stops at the entity's first recent row (a
+    // primary-key probe); the top-1 reads the rows before it, the ones the batch deletes from.
     // Scalar subqueries, not EXISTS, keep them per-entity probes rather than hash joins that read
     // the whole table for every batch.
     const transitions = await this.#deleteInBatches(
@@ -297,15 +295,11 @@ export class PostgresStore implements HealthStore {
          SELECT o.entity_id, o.sequence
            FROM (SELECT DISTINCT entity_id FROM ${q}.transitions WHERE occurred_at_ms < $1::bigint) e
            CROSS JOIN LATERAL (
-             SELECT max(n.sequence) AS cut FROM ${q}.transitions n
-              WHERE n.entity_id = e.entity_id
-                AND n.sequence < coalesce(
+             SELECT p.sequence AS keep_from FROM ${q}.transitions p
+              WHERE p.entity_id = e.entity_id
+                AND p.sequence < coalesce(
                   (SELECT min(m.sequence) FROM ${q}.transitions m WHERE m.entity_id = e.entity_id AND m.occurred_at_ms >= $1::bigint),
                   9223372036854775807)
-           ) c
-           CROSS JOIN LATERAL (
-             SELECT p.sequence AS keep_from FROM ${q}.transitions p
-              WHERE p.entity_id = e.entity_id AND p.sequence <= c.cut
               ORDER BY p.occurred_at_ms DESC, p.sequence DESC
               LIMIT 1
            ) k

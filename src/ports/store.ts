@@ -171,9 +171,10 @@ export interface HealthStore {
    * to process (`startedEntities !== null && ended`). Returns the counts.
    *
    * Walking an entity's log in sequence order, a transition takes effect at the latest
-   * `occurredAt` so far. Let the cut be the newest transition whose running maximum is still
-   * before `transitionsBefore`: the transitions deleted are those before the one that holds that
-   * maximum (the last one on a tie), which stays with every transition after it. So the log still
+   * `occurredAt` so far, so every transition before the first one (by sequence) at or after
+   * `transitionsBefore` took effect before it. Of those, the one with the latest `occurredAt`
+   * (the last one on a tie) stays, with every transition after it; the ones before it are
+   * deleted. So the log still
    * gives the status at the horizon and everything since (availability, maintenance statuses),
    * every kept transition keeps the time it took effect (`inStatusSince`), a late transition (an
    * `occurredAt` earlier than one before it) is never cut out of the middle of the chain, and
