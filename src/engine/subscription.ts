@@ -22,10 +22,11 @@ export type HealthEventHandler = (event: HealthEvent) => void | Promise<void>;
  */
 export class Subscription {
   private stopped = false;
-  /** Deliveries holding a slot: each settles when its handler is done or its lease ran out. */
+  /**
+   * Deliveries holding a slot: each settles when its handler is done, or when its lease ran out
+   * and that failure reached the emitter.
+   */
   private inFlight = new Set<Promise<void>>();
-  /** Failures recorded for attempts whose lease ran out, until the emitter has them. */
-  private recording = new Set<Promise<void>>();
   private wake: (() => void) | undefined;
   private pendingWake = false;
   private readonly loopDone: Promise<void>;
@@ -66,9 +67,6 @@ export class Subscription {
     await this.loopDone;
     this.markRegistered();
     await Promise.allSettled([...this.inFlight]);
-    // A hung handler that succeeded meanwhile freed its slot; its attempt's failure may still be on
-    // its way to the emitter, which the caller may close next.
-    await Promise.allSettled([...this.recording]);
   }
 
   private async loop(): Promise<void> {
@@ -106,21 +104,21 @@ export class Subscription {
   }
 
   private track(item: ClaimedEvent): void {
-    const attempt: AttemptState = { handled: false, leaseOut: false };
+    const attempt: AttemptState = { handled: false, leaseOut: undefined };
     let timer: ReturnType<typeof setTimeout> | undefined;
     const leaseOut = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
         // A handler that settled is being acknowledged or failed: that takes its course.
         if (attempt.handled) return;
-        attempt.leaseOut = true;
-        const recorded = this.recordFailure(item, new Error(`the handler did not settle within leaseMs (${this.options.delivery.leaseMs} ms)`));
-        this.recording.add(recorded);
-        void recorded.finally(() => this.recording.delete(recorded));
-        resolve(recorded);
+        attempt.leaseOut = this.recordFailure(item, new Error(`the handler did not settle within leaseMs (${this.options.delivery.leaseMs} ms)`));
+        resolve();
       }, this.options.delivery.leaseMs);
       timer.unref?.();
     });
-    const slot: Promise<void> = Promise.race([this.deliver(item, attempt), leaseOut]).finally(() => {
+    // Settles when the handler is done or the lease ran out, and then not before a lease-out
+    // failure reached the emitter (even if the hung handler succeeded meanwhile): `stop` waits for
+    // it before the caller may close the emitter.
+    const slot: Promise<void> = Promise.race([this.deliver(item, attempt), leaseOut]).then(() => attempt.leaseOut).finally(() => {
       clearTimeout(timer);
       this.inFlight.delete(slot);
       this.kick();
@@ -146,7 +144,7 @@ export class Subscription {
       return;
     }
     // Past its lease, the attempt was recorded as failed already.
-    if (!attempt.leaseOut) await this.recordFailure(item, failure);
+    if (attempt.leaseOut === undefined) await this.recordFailure(item, failure);
   }
 
   /** Records a failed attempt: a retry after backoff, or a dead letter after `maxAttempts`. */
@@ -202,10 +200,10 @@ export class Subscription {
   }
 }
 
-/** One delivery attempt: whether its handler settled, and whether its lease ran out first. */
+/** One delivery attempt: whether its handler settled, and the failure recorded when its lease ran out first. */
 interface AttemptState {
   handled: boolean;
-  leaseOut: boolean;
+  leaseOut: Promise<void> | undefined;
 }
 
 function describeFailure(failure: unknown): string {
