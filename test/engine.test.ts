@@ -922,13 +922,18 @@ describe("hostile input", () => {
     expect((await engine.listTransitions({ entityId: "checkout::prod" }))._unsafeUnwrap()).toEqual([]);
   });
 
-  it("null options are a ValidationError; a dead-letter limit must be a positive integer; retention at the earliest Date deletes nothing", async () => {
+  it("null options are a ValidationError; a dead-letter or transition limit must be a positive integer; retention at the earliest Date deletes nothing", async () => {
     const { engine } = setup();
     await validationError(engine.runRetention(null as never));
     await validationError(engine.listMaintenance(null as never));
     await validationError(engine.listDeadLetters(null as never));
     await validationError(engine.listDeadLetters({ limit: Number.NaN }));
     await validationError(engine.listDeadLetters({ limit: 0 }));
+    // listTransitions takes the same limit rule.
+    for (const limit of [0, 1.5, Number.NaN]) {
+      const error = await validationError(engine.listTransitions({ entityId: "checkout", limit }));
+      expect(error?.issues.map((issue) => issue.path)).toEqual([["limit"]]);
+    }
     expect((await engine.listDeadLetters({ limit: 1 }))._unsafeUnwrap()).toEqual([]);
     expect((await engine.runRetention({ now: new Date(-8.64e15) }))._unsafeUnwrap()).toEqual({ runsPruned: 0, hourlyRolled: 0, dailyPruned: 0, transitionsPruned: 0 });
   });

@@ -408,9 +408,8 @@ class Engine implements HealthEngine {
         issues.push({ path: ["to"], message: "must be after from (ranges are half-open [from, to) and may not be empty)" });
       }
       const limit = given.limit;
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
-        issues.push({ path: ["limit"], message: "must be a positive integer" });
-      }
+      const limitCheck = limit === undefined ? undefined : limitSchema.safeParse(limit);
+      if (limitCheck?.success === false) issues.push(...toConfigurationIssues(limitCheck.error.issues, ["limit"]));
       if (issues.length > 0) throw new ValidationError(issues);
       return this.options.store.listTransitions({
         entityId,
@@ -713,7 +712,7 @@ class Engine implements HealthEngine {
         return { group: given.group, limit: given.limit };
       });
       if (group !== undefined) parse(idSchema, group, ["group"]);
-      if (limit !== undefined) parse(deadLetterLimitSchema, limit, ["limit"]);
+      if (limit !== undefined) parse(limitSchema, limit, ["limit"]);
       return this.options.emitter.listDeadLetters({ ...(group === undefined ? {} : { group }), ...(limit === undefined ? {} : { limit }) });
     });
   }
@@ -1107,8 +1106,8 @@ function bucketId(key: BucketKey): string {
 /** The earliest time a `Date` holds (ECMAScript: 100,000,000 days before 1970). */
 const EARLIEST_TIME_MS = -8.64e15;
 
-/** `listDeadLetters({ limit })`: how many at most. */
-const deadLetterLimitSchema = z.number().int("must be an integer").min(1, "must be a positive integer");
+/** A `limit` of `listTransitions` and `listDeadLetters`: how many at most. */
+const limitSchema = z.number().int("must be an integer").min(1, "must be a positive integer");
 
 /** Reads of an entity's buckets (`bucketsOf`) before one that keeps colliding with retention fails. */
 const CONSISTENT_READ_ATTEMPTS = 10;
