@@ -2,12 +2,14 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   NotFoundError,
   ValidationError,
+  computeAvailability,
   createHealthEngine,
   type HealthAdapter,
   type HealthEngine,
   type RunInput,
 } from "healthstate";
 import { createMemoryAdapter } from "healthstate/adapters/memory";
+import { proxyMethods } from "../src/testing/interceptors";
 
 const DAY = 24 * 3_600_000;
 const HOUR = 3_600_000;
@@ -94,7 +96,7 @@ describe("availability", () => {
     expect(result.healthy + result.degraded + result.unhealthy).toBeCloseTo(1, 10);
   });
 
-  it("walks the whole log in sequence order: a late run after a transition past the window's end takes effect after it, not inside the window", async () => {
+  it("walks the log in sequence order: a late run after a transition past the window's end takes effect after it, not inside the window", async () => {
     const { engine } = setup(T0 + DAY);
     await topology(engine);
     // Accepted in this order: down at 1:00, up at 5:00, then a late run from 3:00 (degraded).
@@ -114,6 +116,35 @@ describe("availability", () => {
     // then degraded (the late transition, from its predecessor's time).
     const longer = (await engine.availability({ entityId: "api::prod", from: iso(T0), to: iso(T0 + 8 * HOUR) }))._unsafeUnwrap();
     expect([longer.healthy, longer.degraded, longer.unhealthy]).toEqual([1 / 8, 3 / 8, 4 / 8]);
+  });
+
+  it("reads the log since `from` and the incident open at `from`, not the history before it, and answers as over the whole log", async () => {
+    const adapter = createMemoryAdapter();
+    let rowsRead = 0;
+    const store = proxyMethods(adapter.store, (method, original) => {
+      if (method !== "listTransitions") return original;
+      return async (...args: unknown[]) => {
+        const rows = (await original(...args)) as unknown[];
+        rowsRead += rows.length;
+        return rows;
+      };
+    });
+    const engine = createHealthEngine({ ...adapter, store, timers: false, flapping: { enabled: false }, clock: () => new Date(T0 + 2 * DAY) });
+    open.push({ engine, adapter });
+    await topology(engine);
+    // 400 transitions a minute apart (down, up, …), then an outage from 8:00 to 9:00.
+    const flaps = Array.from({ length: 400 }, (_, minute) => run(T0 + minute * 60_000, minute % 2 === 0 ? "unhealthy" : "healthy"));
+    (await engine.recordRuns([...flaps, run(T0 + 8 * HOUR, "unhealthy"), run(T0 + 9 * HOUR, "healthy")]))._unsafeUnwrap();
+    const log = (await engine.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap();
+    expect(log).toHaveLength(402);
+    rowsRead = 0;
+    // From 8:30, inside the outage: its start (8:00) comes from before the window.
+    const window = { from: new Date(T0 + 8.5 * HOUR), to: new Date(T0 + 10 * HOUR), now: new Date(T0 + 2 * DAY) };
+    const result = (await engine.availability({ entityId: "api::prod", from: iso(T0 + 8.5 * HOUR), to: iso(T0 + 10 * HOUR) }))._unsafeUnwrap();
+    expect(rowsRead).toBeLessThanOrEqual(20);
+    expect(result).toEqual(computeAvailability({ transitions: log, ...window, successRate: result.successRate }));
+    expect(result.mttrMs).toBe(HOUR);
+    expect(result.unhealthy).toBeCloseTo(1 / 3, 10);
   });
 
   it("rejects empty, inverted and future windows, unknown and malformed entities", async () => {

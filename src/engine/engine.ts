@@ -28,7 +28,7 @@ import {
   type SystemState,
 } from "../kernel";
 import type { DeadLetter, StoreTransaction, TransitionQuery } from "../ports";
-import { logSuffixSince } from "./log-suffix";
+import { logForAvailability, logSuffixSince } from "./log-suffix";
 import { addRuns, bucketStart, emptyBucket, mergeBuckets, successRate, summarizeLatency, type BucketGranularity, type BucketKey, type LatencySummary, type RunBucket } from "../buckets";
 import { computeAvailability, type Availability } from "../history";
 import { toIso, timeSchema } from "../time";
@@ -483,14 +483,16 @@ class Engine implements HealthEngine {
       const [record] = await this.options.store.getEntitiesById([entityId]);
       if (record === undefined) throw new NotFoundError(`unknown entity ${JSON.stringify(entityId)}`);
       const end = new Date(Math.min(to.getTime(), now.getTime()));
-      // The whole log, not the part earlier than `to`: a transition at or after the window's end
-      // ends the walk, and a late one after it (earlier `occurredAt`, higher sequence) takes
-      // effect at that transition's time, outside the window; left out, it would count inside.
-      const [transitions, buckets] = await Promise.all([
-        this.options.store.listTransitions({ entityId }),
+      // The log from before `from` on, not only the part earlier than `to`: a transition at or
+      // after the window's end ends the walk, and a late one after it (earlier `occurredAt`,
+      // higher sequence) takes effect at that transition's time, outside the window; left out, it
+      // would count inside.
+      const store = this.options.store;
+      const [log, buckets] = await Promise.all([
+        logForAvailability((transitionQuery) => store.listTransitions(transitionQuery), entityId, from),
         this.bucketsOf(ref, from, end),
       ]);
-      return computeAvailability({ transitions, from, to, now, successRate: successRate(buckets) }) as Availability;
+      return computeAvailability({ ...log, from, to, now, successRate: successRate(buckets) }) as Availability;
     });
   }
 

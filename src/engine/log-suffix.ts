@@ -48,3 +48,61 @@ function mergeBySequence(a: readonly HealthTransitionRecord[], b: readonly Healt
   }
   return merged;
 }
+
+/** What `computeAvailability` needs of an entity's log for windows from `from` on (see `logForAvailability`). */
+export interface AvailabilityLog {
+  /** A contiguous part of the log, in sequence order, up to its newest transition. */
+  readonly transitions: HealthTransitionRecord[];
+  /** The latest `occurredAt` of the transitions before the first one of `transitions`, when that matters. */
+  readonly notBefore?: Date;
+}
+
+/**
+ * The part of an entity's log from which `computeAvailability` gives, for windows from `from` on,
+ * what it gives over the whole log; read in a few queries, so that it costs what happened since
+ * `from` and the incident open at `from`, not the entity's history.
+ *
+ * Availability walks the log as `statusBefore` does (`logSuffixSince`), and needs from before
+ * `from` only the status there and, when an incident is open at `from` (for its MTTR), the time it
+ * started: when the entity left healthy. Every transition before `first(from)` (the lowest
+ * sequence at or after `from`) takes effect before `from`, so:
+ * - healthy at `from` (or nothing before `first(from)`): the suffix of `logSuffixSince` is enough;
+ * - an incident open at `from`: the log from its start `s` on (the newest transition out of
+ *   healthy before `first(from)`, found by reading the highest sequences earlier than `from`
+ *   with a doubling `limit`), and the time from which `s` takes effect: the latest `occurredAt`
+ *   before it in the log, which only the transitions later than `s`'s own time can raise (one
+ *   read of `(occurredAt of s, from)`: the incident's own transitions, unless runs arrived out of
+ *   order). An incident whose start retention deleted stays without a start, as over the whole log.
+ */
+export async function logForAvailability(list: ListTransitions, entityId: string, from: Date): Promise<AvailabilityLog> {
+  const suffix = await logSuffixSince(list, entityId, from);
+  const head = suffix[0];
+  // `head` is before `from` unless it opens the log; its new status is the one at `from`.
+  if (head === undefined || Date.parse(head.occurredAt) >= from.getTime() || head.newStatus === "healthy") {
+    return { transitions: suffix };
+  }
+  for (let limit = 16; ; limit *= 2) {
+    // The `limit` highest sequences before `from`: every sequence up to `head`'s is among them down
+    // to the lowest one read (all of them are earlier than `from`), and some later ones may be.
+    const read = await list({ entityId, to: from, limit });
+    const earlier = read.filter((transition) => transition.sequence <= head.sequence);
+    let start = earlier.length - 1;
+    while (start >= 0 && !leavesHealthy(earlier[start] as HealthTransitionRecord)) start -= 1;
+    if (start === -1 && read.length === limit) continue;
+    // Without a start (retention deleted it, or the log opens inside the incident) the walk over the
+    // whole log has none either: the part from `head` on gives the same.
+    if (start === -1) return { transitions: suffix };
+    const incident = earlier[start] as HealthTransitionRecord;
+    const later = await list({ entityId, from: new Date(Date.parse(incident.occurredAt) + 1), to: from });
+    let notBefore: number | undefined;
+    for (const transition of later) {
+      if (transition.sequence < incident.sequence) notBefore = Math.max(notBefore ?? -Infinity, Date.parse(transition.occurredAt));
+    }
+    return {
+      transitions: mergeBySequence(earlier.slice(start), suffix.slice(1)),
+      ...(notBefore === undefined ? {} : { notBefore: new Date(notBefore) }),
+    };
+  }
+}
+
+const leavesHealthy = (transition: HealthTransitionRecord): boolean => transition.previousStatus === "healthy" && transition.newStatus !== "healthy";

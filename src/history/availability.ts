@@ -36,6 +36,12 @@ export interface TimedTransition {
  * transition in effect at or before `from`, else the healthy baseline. An incident starts when
  * the entity leaves healthy and ends when it returns to healthy.
  *
+ * The log may also be a contiguous part of it that ends the same way and starts at a healthy
+ * entity (a transition out of healthy), or anywhere before `from` when the entity is healthy at
+ * `from`: then `notBefore` is the latest `occurredAt` of the transitions left out before it (the
+ * time from which the first one given can take effect), so the walk gives what it gives over the
+ * whole log.
+ *
  * Returns `undefined` when the window `[from, min(to, now))` is empty (it lies in the future).
  */
 export function computeAvailability(input: {
@@ -44,6 +50,8 @@ export function computeAvailability(input: {
   readonly to: Date;
   readonly now: Date;
   readonly successRate: number | null;
+  /** The latest `occurredAt` of the log's transitions before the first one given (none by default). */
+  readonly notBefore?: Date;
 }): Availability | undefined {
   const start = input.from.getTime();
   const end = Math.min(input.to.getTime(), input.now.getTime());
@@ -51,7 +59,7 @@ export function computeAvailability(input: {
 
   const spent: Record<HealthStatus, number> = { healthy: 0, degraded: 0, unhealthy: 0 };
   let status: HealthStatus = "healthy";
-  let cursor = Number.NEGATIVE_INFINITY;
+  let cursor = input.notBefore?.getTime() ?? Number.NEGATIVE_INFINITY;
   let incidentStart: number | undefined;
   let lastRecovery: number | undefined;
   let incidents = 0;

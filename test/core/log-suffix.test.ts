@@ -1,7 +1,7 @@
 import { fc, test } from "@fast-check/vitest";
-import { statusBefore, type HealthStatus, type HealthTransitionRecord, type TransitionQuery } from "healthstate";
+import { computeAvailability, statusBefore, type HealthStatus, type HealthTransitionRecord, type TransitionQuery } from "healthstate";
 import { describe, expect, it } from "vitest";
-import { logSuffixSince } from "../../src/engine/log-suffix";
+import { logForAvailability, logSuffixSince } from "../../src/engine/log-suffix";
 
 // Maintenance boundaries read each entity's log from the earliest due window's start on
 // (`logSuffixSince`) instead of the whole log. `statusBefore` over that suffix must give what it
@@ -97,5 +97,72 @@ describe("logSuffixSince", () => {
     const log = logOf([{ gap: 1, minute: 1, to: 0 }, { gap: 2, minute: 2, to: 1 }]);
     expect(await logSuffixSince(lister(log).list, "e", new Date(BASE + 10 * 60_000))).toEqual([log[1]]);
     expect(await logSuffixSince(lister([]).list, "e", new Date(BASE))).toEqual([]);
+  });
+});
+
+describe("logForAvailability", () => {
+  const minute = (value: number) => new Date(BASE + value * 60_000);
+
+  test.prop([
+    steps,
+    fc.integer({ min: 0, max: 10 }),
+    fc.integer({ min: -5, max: 65 }),
+    fc.integer({ min: 1, max: 70 }),
+    fc.integer({ min: -5, max: 140 }),
+  ], { numRuns: 400 })(
+    "gives computeAvailability over the whole log, for a log from the baseline or one retention cut (in the middle of an incident too)",
+    async (drawn, cut, fromMinute, length, nowMinute) => {
+      // Retention keeps a contiguous part of the log that may start anywhere, inside an incident too.
+      const log = logOf(drawn).slice(Math.min(cut, drawn.length > 0 ? drawn.length - 1 : 0));
+      const window = { from: minute(fromMinute), to: minute(fromMinute + length), now: minute(nowMinute), successRate: null };
+      const read = await logForAvailability(lister(log).list, "e", window.from);
+      expect(computeAvailability({ ...read, ...window })).toEqual(computeAvailability({ transitions: log, ...window }));
+      // A contiguous part of the log, up to its newest transition.
+      const first = log.findIndex((transition) => transition.sequence === read.transitions[0]?.sequence);
+      expect(read.transitions).toEqual(log.slice(first === -1 ? log.length : first));
+    },
+  );
+
+  it("reads what happened since `from` and the incident open at `from`, not the history before it", async () => {
+    // 1,000 transitions a minute apart, healthy ↔ degraded; then unhealthy at 1,000 and 1,001 → degraded
+    // (the incident open at `from`), and the window from minute 1,002.
+    const log = logOf([
+      ...Array.from({ length: 1000 }, (_, index) => ({ gap: 1, minute: index, to: 0 })),
+      { gap: 1, minute: 1000, to: 1 },
+      { gap: 1, minute: 1001, to: 1 },
+      { gap: 1, minute: 1003, to: 0 },
+    ]);
+    expect(log.slice(-3).map((transition) => [transition.previousStatus, transition.newStatus])).toEqual([
+      ["healthy", "unhealthy"],
+      ["unhealthy", "degraded"],
+      ["degraded", "healthy"],
+    ]);
+    const source = lister(log);
+    const read = await logForAvailability(source.list, "e", minute(1002));
+    expect(read.transitions.map((transition) => transition.sequence)).toEqual([1001, 1002, 1003]);
+    expect(source.rows()).toBeLessThan(30);
+    const window = { from: minute(1002), to: minute(1010), now: minute(1010), successRate: null };
+    const result = computeAvailability({ ...read, ...window });
+    expect(result).toEqual(computeAvailability({ transitions: log, ...window }));
+    // The incident open at 1,002 started at 1,000 and ended at 1,003: a 3-minute repair.
+    expect(result?.mttrMs).toBe(3 * 60_000);
+  });
+
+  it("starts the incident open at `from` when it took effect, after a late transition's predecessor", async () => {
+    // Sequence 1 at minute 50 (→ degraded), 2 back at minute 10 (→ healthy: takes effect at 50),
+    // 3 at minute 20 (→ unhealthy: takes effect at 50 too, not at 20), 4 at minute 70 (→ healthy).
+    const log = logOf([
+      { gap: 1, minute: 50, to: 0 },
+      { gap: 1, minute: 10, to: 0 },
+      { gap: 1, minute: 20, to: 1 },
+      { gap: 1, minute: 70, to: 0 },
+    ]);
+    expect(log.map((transition) => transition.newStatus)).toEqual(["degraded", "healthy", "unhealthy", "healthy"]);
+    const window = { from: minute(60), to: minute(80), now: minute(80), successRate: null };
+    const read = await logForAvailability(lister(log).list, "e", window.from);
+    expect(read.transitions.map((transition) => transition.sequence)).toEqual([3, 4]);
+    expect(read.notBefore).toEqual(minute(50));
+    expect(computeAvailability({ ...read, ...window })?.mttrMs).toBe(20 * 60_000);
+    expect(computeAvailability({ transitions: log, ...window })?.mttrMs).toBe(20 * 60_000);
   });
 });
