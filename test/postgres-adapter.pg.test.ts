@@ -570,6 +570,52 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
     });
   });
 
+  describe("migration 0006: an entity's transitions by time", () => {
+    it("applies on top of 0005 over existing transitions (skipping an index built beforehand), and a from/to read is served by it", async () => {
+      const { client } = fixture();
+      const schema = schemaNameFor("on top of 0005");
+      fixture().defer(() => dropSchema(client, schema));
+      await migrate(client, { schema, migrations: MIGRATIONS.slice(0, 5) });
+      // 20 entities × 100 transitions a minute apart, then 0006.
+      await fixture().query(
+        `INSERT INTO "${schema}".transitions (entity_id, sequence, system_id, environment_id, previous_status, new_status, occurred_at_ms)
+         SELECT 'e' || (i % 20), i / 20 + 1, 's', NULL,
+                CASE WHEN (i / 20) % 2 = 0 THEN 'healthy' ELSE 'degraded' END,
+                CASE WHEN (i / 20) % 2 = 0 THEN 'degraded' ELSE 'healthy' END,
+                1764460800000 + (i / 20) * 60000
+           FROM generate_series(0, 1999) AS i`,
+      );
+      expect(await migrate(client, { schema })).toEqual({ applied: ["0006_transitions_by_entity_time"] });
+      expect(await migrate(client, { schema })).toEqual({ applied: [] });
+      const [index] = await fixture().query<{ indexdef: string }>(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'transitions_entity_id_occurred_at_ms_idx'",
+        [schema],
+      );
+      expect(index?.indexdef).toMatch(/ON \S*transitions USING btree \(entity_id, occurred_at_ms\)$/u);
+      // The adapter reads one entity's log from a time on through it (rows of that entity only).
+      const adapter = createPostgresAdapter({ client, schema, listen: false });
+      fixture().defer(() => adapter.close());
+      const from = new Date(1764460800000 + 97 * 60000);
+      const read = await adapter.store.listTransitions({ entityId: "e3", from });
+      expect(read.map((transition) => transition.sequence)).toEqual([98, 99, 100]);
+      await fixture().query(`ANALYZE "${schema}".transitions`);
+      // Half of one entity's log: neither the primary key (the whole log) nor the time index (half
+      // of every entity's) reads only those rows.
+      const half = 1764460800000 + 50 * 60000;
+      const plan = await fixture().query<{ "QUERY PLAN": string }>(
+        `EXPLAIN SELECT sequence FROM "${schema}".transitions WHERE entity_id = 'e3' AND occurred_at_ms >= ${half} ORDER BY sequence`,
+      );
+      expect(plan.map((row) => row["QUERY PLAN"]).join("\n")).toContain("transitions_entity_id_occurred_at_ms_idx");
+
+      // Built beforehand (CONCURRENTLY on a large schema; plainly here, where nothing waits): the migration skips it.
+      const prebuilt = schemaNameFor("0006 prebuilt");
+      fixture().defer(() => dropSchema(client, prebuilt));
+      await migrate(client, { schema: prebuilt, migrations: MIGRATIONS.slice(0, 5) });
+      await fixture().query(`CREATE INDEX transitions_entity_id_occurred_at_ms_idx ON "${prebuilt}".transitions (entity_id, occurred_at_ms)`);
+      expect(await migrate(client, { schema: prebuilt })).toEqual({ applied: ["0006_transitions_by_entity_time"] });
+    });
+  });
+
   describe("migration 0003: per-assignment flap override", () => {
     it("applies on top of 0002 without touching the released migrations; existing assignments have no override", async () => {
       const { client } = fixture();
@@ -581,7 +627,9 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         `INSERT INTO "${schema}".assignments (system_id, check_id, thresholds, environment_ids, enabled, paused)
          VALUES ('old', 'c', '${JSON.stringify(TWITCHY)}', NULL, true, false)`,
       );
-      expect(await migrate(client, { schema })).toEqual({ applied: ["0003_assignment_flapping", "0004_state_versions", "0005_bucket_deltas"] });
+      expect(await migrate(client, { schema })).toEqual({
+        applied: ["0003_assignment_flapping", "0004_state_versions", "0005_bucket_deltas", "0006_transitions_by_entity_time"],
+      });
       expect(await migrate(client, { schema })).toEqual({ applied: [] });
       const adapter = createPostgresAdapter({ client, schema, listen: false });
       fixture().defer(() => adapter.close());

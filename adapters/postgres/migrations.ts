@@ -289,6 +289,16 @@ CREATE TABLE bucket_deltas (
 CREATE INDEX bucket_deltas_system_id_start_ms_idx ON bucket_deltas (system_id, start_ms);
 `;
 
+const TRANSITIONS_BY_ENTITY_TIME = `
+-- An entity's transitions by time: availability and maintenance boundaries read the part of one
+-- entity's log from a time on (listTransitions with from), which the primary key (entity_id,
+-- sequence) serves only by walking the entity's whole log, and transitions (occurred_at_ms) only
+-- by walking every entity's transitions since that time. IF NOT EXISTS: on a large schema an
+-- operator may build it first with CREATE INDEX CONCURRENTLY (this transaction cannot), so the
+-- migration does not block inserts into transitions while it builds.
+CREATE INDEX IF NOT EXISTS transitions_entity_id_occurred_at_ms_idx ON transitions (entity_id, occurred_at_ms);
+`;
+
 /** The adapter's migrations, in the order they are applied. Never edit one that was released. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   Object.freeze({ id: "0001_initial", sql: INITIAL.trim() + "\n" }),
@@ -296,6 +306,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   Object.freeze({ id: "0003_assignment_flapping", sql: ASSIGNMENT_FLAPPING.trim() + "\n" }),
   Object.freeze({ id: "0004_state_versions", sql: STATE_VERSIONS.trim() + "\n" }),
   Object.freeze({ id: "0005_bucket_deltas", sql: BUCKET_DELTAS.trim() + "\n" }),
+  Object.freeze({ id: "0006_transitions_by_entity_time", sql: TRANSITIONS_BY_ENTITY_TIME.trim() + "\n" }),
 ]);
 
 /** The checksum `migrate` records for a migration: SHA-256 (hex) of its SQL text. */
