@@ -252,5 +252,138 @@ export function describeDelivery({ config, harnesses }: SuiteContext): void {
       },
       timeout,
     );
+
+    it(
+      'a subscriber that restarts with from "now" still receives what was committed while its group had no subscriber (only the first registration decides the start)',
+      async () => {
+        const harness = await harnesses.open();
+        const writer = harness.engine();
+        await ok(writer.applyTopology(topologyOf(["restart"])), "applyTopology");
+        const delivered: HealthEvent[] = [];
+        const first = harness.engine();
+        first.subscribe((event) => void delivered.push(event), { group: "restarting", from: "now" });
+        // Written through the subscribing engine, which commits nothing before its group is registered.
+        const before = await recordAll(first, runsOf("restart-before", "restart", flips(2)));
+        await flushed(first);
+        await first.close();
+        const whileDown = await recordAll(writer, runsOf("restart-down", "restart", flips(3)));
+        const second = harness.engine(await harness.otherProcess());
+        second.subscribe((event) => void delivered.push(event), { group: "restarting", from: "now" });
+        await flushed(second);
+        expect(idsOf(delivered)).toEqual(idsOf([...before, ...whileDown]));
+        expectPerEntityOrder(delivered);
+      },
+      timeout,
+    );
+
+    it(
+      "emitter.prune never deletes an event a registered group has not settled, and deletes it once every group has",
+      async () => {
+        const harness = await harnesses.open();
+        const writer = harness.engine();
+        await ok(writer.applyTopology(topologyOf(["kept-a", "kept-b"])), "applyTopology");
+        const { emitter } = harness.adapter;
+        await emitter.registerGroup({ group: "prompt", from: "oldest" });
+        await emitter.registerGroup({ group: "lagging", from: "oldest" });
+        const events = [
+          ...(await recordAll(writer, runsOf("kept-a", "kept-a", flips(3)))),
+          ...(await recordAll(writer, runsOf("kept-b", "kept-b", flips(2)))),
+        ];
+        const prompt = harness.engine();
+        prompt.subscribe(() => undefined, { group: "prompt" });
+        await flushed(prompt);
+        const everything = { olderThan: new Date(Date.now() + 86_400_000), maxEvents: 0 };
+        expect(await emitter.prune(everything), "an event the lagging group has not settled is kept").toBe(0);
+        const delivered: HealthEvent[] = [];
+        const lagging = harness.engine(await harness.otherProcess());
+        lagging.subscribe((event) => void delivered.push(event), { group: "lagging" });
+        await flushed(lagging);
+        expect(idsOf(delivered)).toEqual(idsOf(events));
+        expect(await emitter.prune(everything), "settled by every group: deleted").toBe(events.length);
+      },
+      timeout,
+    );
+
+    it(
+      "flush() waits for the groups of its own subscriptions only: a registered group nobody consumes does not hold it",
+      async () => {
+        const harness = await harnesses.open();
+        const engine = harness.engine();
+        await ok(engine.applyTopology(topologyOf(["idle-group"])), "applyTopology");
+        await harness.adapter.emitter.registerGroup({ group: "nobody", from: "oldest" });
+        const delivered: HealthEvent[] = [];
+        engine.subscribe((event) => void delivered.push(event), { group: "somebody" });
+        const events = await recordAll(engine, runsOf("idle-group", "idle-group", flips(2)));
+        await flushed(engine);
+        expect(idsOf(delivered)).toEqual(idsOf(events));
+        expect(await harness.adapter.emitter.pendingCount({ group: "nobody", upTo: await harness.adapter.emitter.highWatermark() })).toBe(
+          events.length,
+        );
+      },
+      timeout,
+    );
+
+    it(
+      "claim leases at most `limit` events, so a subscription with delivery.concurrency 1 runs one handler at a time",
+      async () => {
+        const harness = await harnesses.open();
+        const engine = harness.engine(harness.adapter, { delivery: { concurrency: 1 } });
+        const systems = ["limit-a", "limit-b", "limit-c"];
+        await ok(engine.applyTopology(topologyOf(systems)), "applyTopology");
+        const events: HealthEvent[] = [];
+        for (const systemId of systems) events.push(...(await recordAll(engine, runsOf(systemId, systemId, ["unhealthy"]))));
+        const { emitter } = harness.adapter;
+        await emitter.registerGroup({ group: "one-at-a-time", from: "oldest" });
+        const claimed = await emitter.claim({ group: "one-at-a-time", consumerId: "conformance", limit: 1, leaseMs: 1, now: new Date() });
+        expect(claimed, "three entities have a deliverable event; limit 1").toHaveLength(1);
+        let running = 0;
+        let most = 0;
+        const delivered: HealthEvent[] = [];
+        engine.subscribe(
+          async (event) => {
+            running += 1;
+            most = Math.max(most, running);
+            // Yield a few turns, so that a second handler started meanwhile would overlap this one.
+            for (let turn = 0; turn < 5; turn += 1) await new Promise((resolve) => setTimeout(resolve, 0));
+            delivered.push(event);
+            running -= 1;
+          },
+          { group: "serial" },
+        );
+        await flushed(engine);
+        expect(idsOf(delivered)).toEqual(idsOf(events));
+        expect(most, "handlers running at once").toBe(1);
+      },
+      timeout,
+    );
+
+    it(
+      "listDeadLetters lists the most recently dead-lettered first, keeps the newest under limit, and filters by group",
+      async () => {
+        const harness = await harnesses.open();
+        const engine = harness.engine(harness.adapter, { delivery: { maxAttempts: 1 } });
+        await ok(engine.applyTopology(topologyOf(["letter-x", "letter-y"])), "applyTopology");
+        for (const group of ["letters-a", "letters-b"]) {
+          engine.subscribe(
+            () => {
+              throw new Error(`conformance: ${group} refuses everything`);
+            },
+            { group },
+          );
+        }
+        const [x] = await recordAll(engine, runsOf("letter-x", "letter-x", ["unhealthy"]));
+        await flushed(engine);
+        const [y] = await recordAll(engine, runsOf("letter-y", "letter-y", ["unhealthy"]));
+        await flushed(engine);
+        const listed = async (options: { group?: string; limit?: number }) =>
+          (await ok(engine.listDeadLetters(options), "listDeadLetters")).map((letter) => `${letter.group} ${letter.event.eventId}`);
+        expect(await listed({ group: "letters-a" })).toEqual([`letters-a ${y?.eventId}`, `letters-a ${x?.eventId}`]);
+        expect(await listed({ group: "letters-b", limit: 1 })).toEqual([`letters-b ${y?.eventId}`]);
+        const all = await listed({});
+        expect(all, "every group").toHaveLength(4);
+        expect(all.slice(2).sort(), "the older ones last").toEqual([`letters-a ${x?.eventId}`, `letters-b ${x?.eventId}`]);
+      },
+      timeout,
+    );
   });
 }

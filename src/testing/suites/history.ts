@@ -109,8 +109,20 @@ export function describeHistory({ config, harnesses }: SuiteContext): void {
             [entityId, 4, "degraded", "healthy", iso(T0 + 5 * HOUR)],
             [entityId, 5, "healthy", "unhealthy", iso(T0 + 3 * HOUR)],
           ]);
-          const sequences = async (query: Omit<Parameters<HealthEngine["listTransitions"]>[0], "entityId">) =>
-            (await ok(reader.listTransitions({ entityId, ...query }), `listTransitions(${JSON.stringify(query)})`)).map((record) => record.sequence);
+          const sequences = async (query: { from?: string | Date; to?: string | Date; limit?: number }) => {
+            const read = (await ok(reader.listTransitions({ entityId, ...query }), `listTransitions(${JSON.stringify(query)})`)).map((record) => record.sequence);
+            // The same query inside a transaction (how maintenance boundaries read the log) answers the same.
+            const inTransaction = await harness.adapter.store.transaction({ lockKeys: [] }, (tx) =>
+              tx.listTransitions({
+                entityId,
+                from: query.from === undefined ? undefined : new Date(query.from),
+                to: query.to === undefined ? undefined : new Date(query.to),
+                limit: query.limit,
+              }),
+            );
+            expect(inTransaction.map((record) => record.sequence), `tx.listTransitions(${JSON.stringify(query)})`).toEqual(read);
+            return read;
+          };
           expect(await sequences({ from: iso(T0 + 2 * HOUR), to: iso(T0 + 4 * HOUR) }), "from inclusive, to exclusive").toEqual([2, 5]);
           expect(await sequences({ from: new Date(T0 + 3 * HOUR) }), "from alone (a Date)").toEqual([3, 4, 5]);
           expect(await sequences({ to: iso(T0 + 3 * HOUR) }), "to alone").toEqual([1, 2]);

@@ -1,4 +1,4 @@
-import type { HealthEngine, HealthEvent, RunInput } from "healthstate";
+import type { HealthEngine, HealthEvent, RunInput, StoredRun, StoreTransaction } from "healthstate";
 import { describe, expect, it } from "vitest";
 import { flips, runsOf, topologyOf } from "../fixtures";
 import { ok } from "../support";
@@ -79,6 +79,56 @@ export function describeIdempotent({ config, harnesses }: SuiteContext): void {
         );
         expect(transitions).toHaveLength(6);
         expect(await ok(left.recordRun(runs[0] as RunInput), "resent later")).toMatchObject({ duplicate: true, events: [] });
+      },
+      timeout,
+    );
+
+    it(
+      "the store itself refuses a run id, a transition's or event's (entityId, sequence) and an eventId it already holds, or that a call repeats, and keeps nothing of that transaction",
+      async () => {
+        // The engine checks run ids and numbers events under its locks; the store's uniqueness is
+        // what still holds G1 and G6 if locking were ever wrong (docs/adapters.md).
+        const harness = await harnesses.open();
+        const engine = harness.engine();
+        const { store } = harness.adapter;
+        await ok(engine.applyTopology(topologyOf(["unique"])), "applyTopology");
+        const [event] = (await ok(engine.recordRun(runsOf("unique", "unique", ["unhealthy"])[0] as RunInput), "recordRun")).events;
+        const [transition] = await store.listTransitions({ entityId: "unique" });
+        if (event === undefined || transition === undefined) throw new Error("conformance: the run made no transition");
+        const stored: StoredRun = {
+          runId: "unique-0",
+          systemId: "unique",
+          checkId: "check",
+          environmentId: null,
+          status: "unhealthy",
+          latencyMs: null,
+          timestamp: event.occurredAt,
+          message: null,
+          recordedAt: event.occurredAt,
+        };
+        const fresh: StoredRun = { ...stored, runId: "unique-fresh" };
+        const refused = async (what: string, write: (tx: StoreTransaction) => Promise<unknown>) => {
+          let committed = true;
+          try {
+            // A fresh run is written first: the failing write must take it down with it.
+            await store.transaction({ lockKeys: [] }, async (tx) => {
+              await tx.insertRuns([{ ...fresh, runId: `unique-with-${what}` }]);
+              await write(tx);
+            });
+          } catch {
+            committed = false;
+          }
+          expect(committed, `${what}: the transaction must fail`).toBe(false);
+          const kept = await store.transaction({ lockKeys: [] }, (tx) => tx.findRunIds([`unique-with-${what}`, fresh.runId]));
+          expect(kept, `${what}: nothing of the failed transaction is kept`).toEqual([]);
+        };
+        await refused("a committed run id", (tx) => tx.insertRuns([stored]));
+        await refused("a run id twice in one call", (tx) => tx.insertRuns([fresh, fresh]));
+        await refused("a logged (entityId, sequence)", (tx) => tx.appendTransitions([{ ...transition }]));
+        await refused("an enqueued (entityId, sequence)", (tx) => tx.enqueueEvents([{ ...event, eventId: `${event.eventId}-again` }]));
+        await refused("an enqueued eventId", (tx) => tx.enqueueEvents([{ ...event, sequence: event.sequence + 100 }]));
+        expect(await store.listTransitions({ entityId: "unique" }), "the log is as it was").toEqual([transition]);
+        expect(await ok(engine.getHealth("unique"), "getHealth")).toMatchObject({ status: "unhealthy" });
       },
       timeout,
     );

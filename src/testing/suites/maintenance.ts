@@ -275,6 +275,26 @@ export function describeMaintenance({ config, harnesses }: SuiteContext): void {
     );
 
     it(
+      "a window that opens after several transitions reports the entity's status then, and the status at its end: the newest transitions, not the first ones",
+      async () => {
+        const harness = await harnesses.open();
+        const clock = new ManualClock(0);
+        const engine = harness.engine(harness.adapter, optionsOf(clock));
+        await ok(engine.applyTopology(topologyOf(["history"])), "applyTopology");
+        const statuses: HealthStatus[] = ["unhealthy", "healthy", "degraded", "unhealthy", "healthy", "degraded"];
+        for (const [minute, status] of statuses.entries()) await recordAt(engine, `history-${minute}`, "history", null, minute + 1, status);
+        const window = await ok(engine.addMaintenance({ entityId: "history", start: at(10), end: at(20) }), "addMaintenance");
+        expect(window.events).toEqual([]);
+        const started = await ok(engine.tick(at(10)), "tick at the start");
+        expect(started.map((event) => [event.type, "status" in event ? event.status : undefined])).toEqual([["health.maintenance_started", "degraded"]]);
+        await recordAt(engine, "history-inside", "history", null, 12, "healthy");
+        const ended = await ok(engine.tick(at(20)), "tick at the end");
+        expect(ended).toEqual([expect.objectContaining({ type: "health.maintenance_ended", statusBefore: "degraded", statusAfter: "healthy" })]);
+      },
+      timeout,
+    );
+
+    it(
       "ending a window early emits maintenance_ended at that time and unmarks later transitions; ending a future window cancels it without events; ending twice or deleting an active window is a ConflictError; unknown or deleted windows are a NotFoundError",
       async () => {
         const harness = await harnesses.open();
