@@ -72,7 +72,7 @@ export interface HealthEmitter {
   pendingCount(options: { readonly group: string; readonly upTo: string }): Promise<number>;
   /** Position of the newest committed outbox event (an opaque, comparable token), "0" when empty. */
   highWatermark(): Promise<string>;
-  /** Dead letters, newest first, of one group or all. */
+  /** Dead letters of one group or all, the most recently dead-lettered first; `limit` keeps the newest. */
   listDeadLetters(options: { readonly group?: string; readonly limit?: number }): Promise<DeadLetter[]>;
   /**
    * Deletes events settled by every registered group that are older than `olderThan`, and beyond

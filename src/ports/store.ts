@@ -79,11 +79,15 @@ export interface StoreTransaction {
   putEntities(entities: readonly EntityRecord[]): Promise<void>;
   /** The subset of `runIds` already accepted. */
   findRunIds(runIds: readonly string[]): Promise<string[]>;
-  /** Appends accepted runs; their run ids are new (the engine checked with `findRunIds`). */
+  /**
+   * Appends accepted runs; their run ids are new (the engine checked with `findRunIds`). A run id
+   * already stored, or repeated within the call, must still make the transaction fail: the
+   * store's own constraint is what keeps G6 if locking were ever wrong.
+   */
   insertRuns(runs: readonly StoredRun[]): Promise<void>;
-  /** Appends entries to the transition log. (entityId, sequence) is unique. */
+  /** Appends entries to the transition log. (entityId, sequence) is unique: a repeat makes the transaction fail. */
   appendTransitions(transitions: readonly HealthTransitionRecord[]): Promise<void>;
-  /** Appends events to the outbox, for delivery after commit. (entityId, sequence) is unique. */
+  /** Appends events to the outbox, for delivery after commit. (entityId, sequence) and `eventId` are unique: a repeat makes the transaction fail. */
   enqueueEvents(events: readonly HealthEvent[]): Promise<void>;
   /** As `HealthStore.listTransitions`, inside this transaction (sees its own appends). */
   listTransitions(query: TransitionQuery): Promise<HealthTransitionRecord[]>;
