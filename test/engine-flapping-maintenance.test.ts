@@ -112,6 +112,33 @@ describe("flapping", () => {
     expect(notified.at(-1)).toBe(final);
   });
 
+  it("starts at exactly its high threshold and stops at exactly its low one (≥ high, ≤ low)", async () => {
+    const S = { h: "healthy", u: "unhealthy" } as const;
+    // Every run is the entity's status (one check that fails on one run); creating the entity is
+    // its first evaluation ("h"), each run one more.
+    const flapsOf = async (letters: string, flapping: { low: number; high: number }) => {
+      const adapter = createMemoryAdapter();
+      const engine = createHealthEngine({ ...adapter, timers: false, flapping });
+      open.push({ engine, adapter });
+      (await engine.upsertSystem({ systemId: "s", environmentIds: [] }))._unsafeUnwrap();
+      const everyRun = { mode: "consecutive", degraded: { minFailureCount: 1 }, unhealthy: { minFailureCount: 1 } } as const;
+      (await engine.assignCheck({ systemId: "s", checkId: "c", thresholds: everyRun }))._unsafeUnwrap();
+      const flaps: [number, string, number][] = [];
+      for (const [index, letter] of [...letters.slice(1)].entries()) {
+        const { events } = (await engine.recordRun({ systemId: "s", checkId: "c", status: S[letter as "h" | "u"] }))._unsafeUnwrap();
+        for (const event of events) {
+          if (event.type === "health.flapping_started" || event.type === "health.flapping_stopped") flaps.push([index + 1, event.type, event.percentStateChange]);
+        }
+      }
+      return flaps;
+    };
+    // Exactly 40 % (1,520 / 38) at the last evaluation, computed 39.99999999999999 before.
+    expect(await flapsOf("hhhhhuuhuhuhhhuuuuuuh", { low: 20, high: 40 })).toEqual([[20, "health.flapping_started", 40]]);
+    // Exactly 30 % at the last evaluation while flapping, computed 30.000000000000007 before.
+    const stop = await flapsOf("hhuuhuuuhhhuuhuhuuhhuhuuuuuuuuuuhuuhhuhhhhuuuhhuhhhhhuuuhhh", { low: 30, high: 50 });
+    expect(stop.at(-1)).toEqual([58, "health.flapping_stopped", 30]);
+  });
+
   it("can be disabled", async () => {
     const { engine } = setup({ flapping: { enabled: false } });
     (await engine.applyTopology(TOPOLOGY))._unsafeUnwrap();

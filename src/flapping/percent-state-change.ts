@@ -21,16 +21,22 @@ export function percentStateChangeOfLetters(history: string): number {
   return percentOf(history);
 }
 
+/**
+ * The weight of the change at position `p` (0 = oldest of 20) is `0.75 + 0.5·p/19 = (57 + 2p)/76`,
+ * so the percentage is `Σ(57 + 2p) · 5 / 76`. The sum is kept in integers and divided once: summing
+ * the weights as floating-point numbers put a whole percentage a hair off (40 % came out as
+ * 39.99999999999999, 30 % as 30.000000000000007), and a flap at exactly its threshold was missed.
+ * One division of exact integers gives the nearest double, exact whenever the percentage is.
+ */
 function percentOf(history: ArrayLike<string>): number {
-  const pairs = FLAP_HISTORY_LENGTH - 1;
   const start = Math.max(0, history.length - FLAP_HISTORY_LENGTH);
   const offset = FLAP_HISTORY_LENGTH - (history.length - start);
-  let total = 0;
+  let units = 0;
   for (let index = start + 1; index < history.length; index += 1) {
     if (history[index] === history[index - 1]) continue;
     // Position of this change among the 20 possible ones, 0 = oldest.
     const position = offset + index - start - 1;
-    total += 0.75 + (0.5 * position) / (pairs - 1);
+    units += 57 + 2 * position;
   }
-  return (total * 100) / pairs;
+  return (units * 5) / 76;
 }
