@@ -6,6 +6,7 @@ import {
   StoreError,
   ValidationError,
   createHealthEngine,
+  replay,
   type HealthAdapter,
   type HealthError,
   type HealthEngine,
@@ -161,6 +162,31 @@ describe("topology", () => {
       ]),
     );
     expect((await engine.getManyHealth(["a"]))._unsafeUnwrap()).toEqual({});
+  });
+
+  it("reports a flap override's problem together with the document's other problems, in applyTopology, assignCheck and replay", async () => {
+    const { engine } = setup();
+    // low 50 with the engine's high (30) is not low < high; the other check's thresholds are invalid.
+    const doc = {
+      systems: [{ systemId: "o", environmentIds: [], checks: [{ checkId: "c", flapping: { low: 50 } }, { checkId: "d", thresholds: { mode: "consecutive", degraded: { minFailureCount: 0 } } }] }],
+    };
+    const both = [
+      ["systems", 0, "checks", 1, "thresholds", "degraded", "minFailureCount"],
+      ["systems", 0, "checks", 0, "flapping", "low"],
+    ];
+    expect(((await engine.applyTopology(doc as never))._unsafeUnwrapErr() as ValidationError).issues.map((issue) => issue.path)).toEqual(both);
+    let replayed: unknown;
+    try {
+      replay({ topology: doc as never, runs: [] });
+    } catch (error) {
+      replayed = error;
+    }
+    expect(replayed).toBeInstanceOf(ValidationError);
+    expect((replayed as ValidationError).issues.map((issue) => issue.path)).toEqual(both.map((path) => ["topology", ...path]));
+    (await engine.upsertSystem({ systemId: "o", environmentIds: [] }))._unsafeUnwrap();
+    const assigned = (await engine.assignCheck({ systemId: "o", checkId: "c", flapping: { low: 50 }, enabled: "yes" } as never))._unsafeUnwrapErr() as ValidationError;
+    expect(assigned.issues.map((issue) => issue.path)).toEqual([["enabled"], ["flapping", "low"]]);
+    expect((await engine.getManyHealth(["o"]))._unsafeUnwrap()).toEqual({});
   });
 });
 

@@ -39,11 +39,13 @@ import {
   timeRangeSchema,
   applyTopologyOptionsSchema,
   assignCheckSchema,
+  inputFlappingIssues,
   idSchema,
   safeParseRunInput,
   subscribeOptionsSchema,
   toConfigurationIssues,
   topologyDocSchema,
+  topologyInputFlappingIssues,
   unassignCheckSchema,
   upsertSystemSchema,
   type AssignCheckInput,
@@ -278,7 +280,7 @@ class Engine implements HealthEngine {
 
   applyTopology(doc: TopologyDoc, options: { readonly prune?: boolean } = {}): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("applyTopology", async () => {
-      const parsedDoc = parse(topologyDocSchema, doc);
+      const parsedDoc = parseWithOverrides(topologyDocSchema, doc, (input) => topologyInputFlappingIssues(this.options.flapping, input));
       const flappingIssues = topologyFlappingIssues(this.options.flapping, parsedDoc);
       if (flappingIssues.length > 0) throw new ValidationError(flappingIssues);
       const { prune = false } = parse(applyTopologyOptionsSchema, options);
@@ -329,7 +331,7 @@ class Engine implements HealthEngine {
 
   assignCheck(input: AssignCheckInput): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("assignCheck", async () => {
-      const spec = parse(assignCheckSchema, input);
+      const spec = parseWithOverrides(assignCheckSchema, input, (raw) => inputFlappingIssues(this.options.flapping, raw));
       const flappingIssues = flappingOverrideIssues(this.options.flapping, spec.flapping);
       if (flappingIssues.length > 0) throw new ValidationError(flappingIssues.map((issue) => ({ ...issue, path: ["flapping", ...issue.path] })));
       return this.changeSystem(spec.systemId, [], (workspace) => {
@@ -944,6 +946,17 @@ function parse<S extends z.ZodType>(schema: S, input: unknown, prefix: (string |
   const parsed = readInput(() => schema.safeParse(input), prefix);
   if (!parsed.success) throw new ValidationError(toConfigurationIssues(parsed.error.issues, prefix));
   return parsed.data;
+}
+
+/**
+ * `parse`, and when the input fails its schema, also the problems of its flap overrides that are
+ * valid on their own (`overrideIssues` of the raw input), so that every problem comes at once
+ * (SPEC §13). An input that passes is left to the caller, which checks its parsed copy.
+ */
+function parseWithOverrides<S extends z.ZodType>(schema: S, input: unknown, overrideIssues: (input: unknown) => ConfigurationIssue[]): z.output<S> {
+  const parsed = readInput(() => schema.safeParse(input));
+  if (parsed.success) return parsed.data;
+  throw new ValidationError([...toConfigurationIssues(parsed.error.issues, []), ...readInput(() => overrideIssues(input))]);
 }
 
 /**

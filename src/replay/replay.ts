@@ -11,6 +11,7 @@ import {
   runInputSchema,
   toConfigurationIssues,
   topologyDocSchema,
+  topologyInputFlappingIssues,
   type RunInput,
   type TopologyDoc,
 } from "../validation";
@@ -90,8 +91,10 @@ export function replay(input: ReplayInput): ReplayResult {
   });
   const until = input?.options?.until === undefined ? undefined : timeSchema.safeParse(input.options.until);
   if (until !== undefined && !until.success) issues.push(...toConfigurationIssues(until.error.issues, ["options", "until"]));
-  if (topology.success && flapping.success) {
-    for (const issue of topologyFlappingIssues(flapping.data, topology.data)) issues.push({ ...issue, path: ["topology", ...issue.path] });
+  if (flapping.success) {
+    // Of a document that failed its schema elsewhere, the overrides valid on their own (every problem at once).
+    const overrideIssues = topology.success ? topologyFlappingIssues(flapping.data, topology.data) : topologyInputFlappingIssues(flapping.data, input?.topology);
+    for (const issue of overrideIssues) issues.push({ ...issue, path: ["topology", ...issue.path] });
   }
   if (!topology.success || !now.success || !flapping.success || issues.length > 0) throw new ValidationError(issues);
 

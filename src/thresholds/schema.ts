@@ -6,7 +6,13 @@ import { parseWith } from "../validation/issues";
 /** Largest accepted `windowSize` in window mode; also how many recent runs a slice remembers. */
 export const MAX_WINDOW_SIZE = 100;
 
-const count = z.number().int("must be an integer").min(1, "must be at least 1");
+/**
+ * A whole number: a refinement rather than `.int()`, whose failure aborts the parse (zod 4 reports
+ * it as a wrong type), so that the cross-field rules below still run on the other fields.
+ */
+const integer = () => z.number().refine((value) => Number.isSafeInteger(value), { message: "must be an integer" });
+
+const count = integer().min(1, "must be at least 1");
 
 const consecutiveShape = z.strictObject({
   mode: z.literal("consecutive"),
@@ -17,9 +23,7 @@ const consecutiveShape = z.strictObject({
 
 const windowShape = z.strictObject({
   mode: z.literal("window"),
-  windowSize: z
-    .number()
-    .int("must be an integer")
+  windowSize: integer()
     .min(3, "must be at least 3")
     .max(MAX_WINDOW_SIZE, `must be at most ${MAX_WINDOW_SIZE}`)
     .default(10),
@@ -32,24 +36,39 @@ const windowShape = z.strictObject({
  * defaults; unknown keys are rejected (a misspelt threshold must not silently fall back to a
  * default). Cross-field rules are checked with their paths.
  */
-export const thresholdsSchema = z
-  .discriminatedUnion("mode", [consecutiveShape, windowShape])
-  .superRefine((value, ctx) => {
-    if (value.degraded.minFailureCount > value.unhealthy.minFailureCount) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["degraded", "minFailureCount"],
-        message: `must be at most unhealthy.minFailureCount (${value.unhealthy.minFailureCount})`,
-      });
+export const thresholdsSchema = z.discriminatedUnion("mode", [consecutiveShape, windowShape]).superRefine(
+  (parsed, ctx) => {
+    // Also run when another field failed (every problem at once, SPEC §13): a rule compares only
+    // fields that are themselves valid, so it never adds a second problem to a broken one.
+    const value: unknown = parsed;
+    const degraded = countAt(value, "degraded", "minFailureCount");
+    const unhealthy = countAt(value, "unhealthy", "minFailureCount");
+    if (degraded !== undefined && unhealthy !== undefined && degraded > unhealthy) {
+      ctx.addIssue({ code: "custom", path: ["degraded", "minFailureCount"], message: `must be at most unhealthy.minFailureCount (${unhealthy})` });
     }
-    if (value.mode === "window" && value.unhealthy.minFailureCount > value.windowSize) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["unhealthy", "minFailureCount"],
-        message: `must be at most windowSize (${value.windowSize})`,
-      });
+    const windowSize = isRecord(value) && value.mode === "window" && isCount(value.windowSize) && value.windowSize >= 3 && value.windowSize <= MAX_WINDOW_SIZE ? value.windowSize : undefined;
+    if (windowSize !== undefined && unhealthy !== undefined && unhealthy > windowSize) {
+      ctx.addIssue({ code: "custom", path: ["unhealthy", "minFailureCount"], message: `must be at most windowSize (${windowSize})` });
     }
-  });
+  },
+  { when: (payload) => isRecord(payload.value) },
+);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/** A valid count (a safe integer ≥ 1). */
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 1;
+}
+
+/** `value[group][field]` when it is a valid count. */
+function countAt(value: unknown, group: string, field: string): number | undefined {
+  const inner = isRecord(value) ? value[group] : undefined;
+  const count = isRecord(inner) ? inner[field] : undefined;
+  return isCount(count) ? count : undefined;
+}
 
 /** Consecutive-streak thresholds: a state machine with hysteresis on both sides. */
 export type ConsecutiveThresholds = z.output<typeof consecutiveShape>;

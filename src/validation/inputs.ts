@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { ConfigurationIssue } from "../errors";
+import { flappingOverrideIssues, type FlappingConfig } from "../flapping";
 import { HEALTH_STATUSES } from "../status";
 import { thresholdsSchema } from "../thresholds";
 import { timeSchema } from "../time";
@@ -70,6 +72,35 @@ export const flappingOverrideSchema = z
     path: ["high"],
     message: "must be greater than low",
   });
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+const optionalOverrideSchema = flappingOverrideSchema.nullable().optional();
+
+/**
+ * `flappingOverrideIssues` of an input's own `flapping` override when that override is valid,
+ * whatever else in the input is not, with paths from the input's root. For reporting every
+ * problem at once (SPEC §13) when the input fails its schema elsewhere; an input that passes its
+ * schema is checked on its parsed copy instead.
+ */
+export function inputFlappingIssues(global: FlappingConfig, input: unknown, path: readonly (string | number)[] = []): ConfigurationIssue[] {
+  const parsed = optionalOverrideSchema.safeParse(isRecord(input) ? input.flapping : undefined);
+  if (!parsed.success) return [];
+  return flappingOverrideIssues(global, parsed.data).map((issue) => ({ ...issue, path: [...path, "flapping", ...issue.path] }));
+}
+
+/** `inputFlappingIssues` of every check of a topology document, however malformed the rest of it. */
+export function topologyInputFlappingIssues(global: FlappingConfig, input: unknown): ConfigurationIssue[] {
+  const systems = isRecord(input) ? input.systems : undefined;
+  if (!Array.isArray(systems)) return [];
+  return systems.flatMap((system: unknown, systemIndex) => {
+    const checks = isRecord(system) ? system.checks : undefined;
+    if (!Array.isArray(checks)) return [];
+    return checks.flatMap((check: unknown, checkIndex) => inputFlappingIssues(global, check, ["systems", systemIndex, "checks", checkIndex]));
+  });
+}
 
 const checkShape = {
   checkId: idSchema,

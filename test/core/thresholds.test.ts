@@ -174,6 +174,24 @@ describe("thresholds validation (§5)", () => {
     expect(issues.length).toBeGreaterThanOrEqual(3);
   });
 
+  it("checks the cross-field rules on the valid fields even when another field is not a whole number", () => {
+    // A failed integer check used to abort the parse before the cross-field rules ran.
+    expect(issuesOf({ mode: "consecutive", healthy: { minSuccessCount: 1.5 }, degraded: { minFailureCount: 6 }, unhealthy: { minFailureCount: 5 } })).toEqual([
+      { path: ["healthy", "minSuccessCount"], message: "must be an integer" },
+      { path: ["degraded", "minFailureCount"], message: "must be at most unhealthy.minFailureCount (5)" },
+    ]);
+    expect(issuesOf({ mode: "window", windowSize: 10, degraded: { minFailureCount: 2.5 }, unhealthy: { minFailureCount: 11 } })).toEqual([
+      { path: ["degraded", "minFailureCount"], message: "must be an integer" },
+      { path: ["unhealthy", "minFailureCount"], message: "must be at most windowSize (10)" },
+    ]);
+    // A broken field is not compared: one problem each, no second one on the same field.
+    expect(issuesOf({ mode: "window", windowSize: 10.5, unhealthy: { minFailureCount: 11 } })).toEqual([{ path: ["windowSize"], message: "must be an integer" }]);
+    expect(issuesOf({ mode: "consecutive", degraded: { minFailureCount: "6" }, unhealthy: { minFailureCount: 5 } }).map((issue) => issue.path)).toEqual([
+      ["degraded", "minFailureCount"],
+    ]);
+    expect(issuesOf({ mode: "window", windowSize: 2 ** 60 }).map((issue) => issue.message)).toEqual(["must be an integer", "must be at most 100"]);
+  });
+
   it("thresholdsSchema is the same schema", () => {
     expect(thresholdsSchema.safeParse({ mode: "window" }).success).toBe(true);
     expect(thresholdsSchema.safeParse({ mode: "window", windowSize: 1 }).success).toBe(false);
