@@ -7,8 +7,9 @@ export interface AdapterConformanceOptions {
   readonly name: string;
   /**
    * Creates a fresh adapter over its own, empty namespace (a new schema, a new database file, a
-   * new in-memory instance). Called once per test, and once per run of each property; the kit
-   * calls `close()` on it when the test ends.
+   * new in-memory instance). Called for each test, and for each run of most properties (the lock
+   * property of G5 uses one adapter for all its runs); the kit calls `close()` on it when that
+   * test or that run ends.
    */
   readonly create: () => Promise<HealthAdapter> | HealthAdapter;
   /** What the adapter declares on `store.capabilities` and `emitter.capabilities`; tests adapt to it. */
