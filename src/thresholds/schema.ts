@@ -40,13 +40,14 @@ export const thresholdsSchema = z.discriminatedUnion("mode", [consecutiveShape, 
   (parsed, ctx) => {
     // Also run when another field failed (every problem at once, SPEC §13): a rule compares only
     // fields that are themselves valid, so it never adds a second problem to a broken one.
-    const value: unknown = parsed;
-    const degraded = countAt(value, "degraded", "minFailureCount");
-    const unhealthy = countAt(value, "unhealthy", "minFailureCount");
+    // `when` lets only objects through.
+    const value = parsed as unknown as Record<string, unknown>;
+    const degraded = failureCountOf(value.degraded);
+    const unhealthy = failureCountOf(value.unhealthy);
     if (degraded !== undefined && unhealthy !== undefined && degraded > unhealthy) {
       ctx.addIssue({ code: "custom", path: ["degraded", "minFailureCount"], message: `must be at most unhealthy.minFailureCount (${unhealthy})` });
     }
-    const windowSize = isRecord(value) && value.mode === "window" && isCount(value.windowSize) && value.windowSize >= 3 && value.windowSize <= MAX_WINDOW_SIZE ? value.windowSize : undefined;
+    const windowSize = value.mode === "window" && isCount(value.windowSize) && value.windowSize >= 3 && value.windowSize <= MAX_WINDOW_SIZE ? value.windowSize : undefined;
     if (windowSize !== undefined && unhealthy !== undefined && unhealthy > windowSize) {
       ctx.addIssue({ code: "custom", path: ["unhealthy", "minFailureCount"], message: `must be at most windowSize (${windowSize})` });
     }
@@ -63,10 +64,9 @@ function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 1;
 }
 
-/** `value[group][field]` when it is a valid count. */
-function countAt(value: unknown, group: string, field: string): number | undefined {
-  const inner = isRecord(value) ? value[group] : undefined;
-  const count = isRecord(inner) ? inner[field] : undefined;
+/** `group.minFailureCount` when it is a valid count. */
+function failureCountOf(group: unknown): number | undefined {
+  const count = isRecord(group) ? group.minFailureCount : undefined;
   return isCount(count) ? count : undefined;
 }
 

@@ -190,6 +190,13 @@ describe("thresholds validation (§5)", () => {
       ["degraded", "minFailureCount"],
     ]);
     expect(issuesOf({ mode: "window", windowSize: 2 ** 60 }).map((issue) => issue.message)).toEqual(["must be an integer", "must be at most 100"]);
+    expect(issuesOf({ mode: "window", windowSize: 101, unhealthy: { minFailureCount: 102 } })).toEqual([{ path: ["windowSize"], message: "must be at most 100" }]);
+    expect(issuesOf({ mode: "window", windowSize: 2, unhealthy: { minFailureCount: 3 } })).toEqual([{ path: ["windowSize"], message: "must be at least 3" }]);
+    expect(issuesOf({ mode: "consecutive", degraded: { minFailureCount: 0 }, unhealthy: { minFailureCount: 0.5 } })).toEqual([
+      { path: ["degraded", "minFailureCount"], message: "must be at least 1" },
+      { path: ["unhealthy", "minFailureCount"], message: "must be an integer" },
+      { path: ["unhealthy", "minFailureCount"], message: "must be at least 1" },
+    ]);
   });
 
   it("thresholdsSchema is the same schema", () => {

@@ -21,11 +21,13 @@ import {
   endMaintenanceSchema,
   flappingOverrideSchema,
   flappingSchema,
+  inputFlappingIssues,
   maintenanceIdSchema,
   parseWith,
   subscribeOptionsSchema,
   timeRangeSchema,
   toConfigurationIssues,
+  topologyInputFlappingIssues,
   unassignCheckSchema,
 } from "../../src/validation";
 import { isWellFormedText } from "../../src/validation/ids";
@@ -502,6 +504,32 @@ describe("flappingOverrideSchema (§10, per assignment)", () => {
     expect(paths(topologyDocSchema, { systems: [{ systemId: "s", environmentIds: [], checks: [{ checkId: "c", flapping: { high: -5 } }] }] })).toEqual([
       ["systems", 0, "checks", 0, "flapping", "high"],
     ]);
+  });
+});
+
+describe("flap overrides of an input that fails its schema elsewhere (every problem at once)", () => {
+  const global = { enabled: true, low: 20, high: 30 };
+
+  it("checks each override that is valid on its own, wherever it sits in a malformed document", () => {
+    const doc = {
+      systems: [
+        null,
+        { checks: "not a list" },
+        { systemId: 5, checks: [null, 7, { flapping: { low: "x" } }, { flapping: null }, { checkId: "", flapping: { low: 50 } }, { flapping: { high: 10 } }] },
+      ],
+    };
+    expect(topologyInputFlappingIssues(global, doc)).toEqual([
+      { path: ["systems", 2, "checks", 4, "flapping", "low"], message: "must be less than high (30, the engine's flapping.high)" },
+      { path: ["systems", 2, "checks", 5, "flapping", "high"], message: "must be greater than low (20, the engine's flapping.low)" },
+    ]);
+    for (const nothing of [undefined, null, 3, "doc", { systems: {} }, { systems: [] }]) expect(topologyInputFlappingIssues(global, nothing)).toEqual([]);
+  });
+
+  it("checks an assignCheck input's override, with its path", () => {
+    expect(inputFlappingIssues(global, { systemId: 1, flapping: { low: 40 } })).toEqual([{ path: ["flapping", "low"], message: "must be less than high (30, the engine's flapping.high)" }]);
+    expect(inputFlappingIssues(global, { flapping: { low: 10 } })).toEqual([]);
+    expect(inputFlappingIssues(global, { flapping: { low: 400 } }), "an override the schema rejects is the schema's problem").toEqual([]);
+    expect(inputFlappingIssues(global, null)).toEqual([]);
   });
 });
 
