@@ -147,6 +147,40 @@ describe("availability", () => {
     expect(result.unhealthy).toBeCloseTo(1 / 3, 10);
   });
 
+  it("answers from one state of the log when runs commit between its reads", async () => {
+    const adapter = createMemoryAdapter();
+    const clock = () => new Date(T0 + HOUR);
+    const options = { timers: false, flapping: { enabled: false }, clock } as const;
+    const writer = createHealthEngine({ ...adapter, ...options });
+    let between: (() => Promise<void>) | undefined;
+    const store = proxyMethods(adapter.store, (method, original) => {
+      if (method !== "listTransitions") return original;
+      return async (...args: unknown[]) => {
+        const rows = (await original(...args)) as unknown[];
+        const write = between;
+        between = undefined;
+        await write?.();
+        return rows;
+      };
+    });
+    const reader = createHealthEngine({ ...adapter, store, ...options });
+    open.push({ engine: writer, adapter }, { engine: reader, adapter });
+    await topology(writer);
+    const minute = (value: number) => T0 + value * 60_000;
+    (await writer.recordRuns([run(minute(0), "degraded"), run(minute(10), "healthy"), run(minute(30), "unhealthy")]))._unsafeUnwrap();
+    const before = (await writer.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap();
+    // After availability's first read: a recovery at 0:40, then a late degraded run from 0:15.
+    between = async () => void (await writer.recordRuns([run(minute(40), "healthy"), run(minute(15), "degraded")]))._unsafeUnwrap();
+    const window = { from: new Date(minute(20)), to: new Date(minute(60)), now: clock() };
+    const result = (await reader.availability({ entityId: "api::prod", from: iso(minute(20)), to: iso(minute(60)) }))._unsafeUnwrap();
+    expect(between, "the runs were written between the reads").toBeUndefined();
+    const after = (await writer.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap();
+    expect(after.length).toBeGreaterThan(before.length);
+    // The log as it was when the entity was read: unhealthy from 0:30 on.
+    expect(result).toEqual(computeAvailability({ transitions: before, ...window, successRate: result.successRate }));
+    expect(result.unhealthy).toBeCloseTo(3 / 4, 10);
+  });
+
   it("rejects empty, inverted and future windows, unknown and malformed entities", async () => {
     const { engine } = setup(T0);
     await topology(engine);

@@ -491,7 +491,8 @@ class Engine implements HealthEngine {
       // would count inside.
       const store = this.options.store;
       const [log, buckets] = await Promise.all([
-        logForAvailability((transitionQuery) => store.listTransitions(transitionQuery), entityId, from),
+        // Bounded by the entity's sequence as read above: its reads all see the log as it was then.
+        logForAvailability((transitionQuery) => store.listTransitions(transitionQuery), entityId, from, record.sequence),
         this.bucketsOf(ref, from, end),
       ]);
       return computeAvailability({ ...log, from, to, now, successRate: successRate(buckets) }) as Availability;

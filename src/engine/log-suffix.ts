@@ -21,19 +21,44 @@ export type ListTransitions = (query: TransitionQuery) => Promise<HealthTransiti
  *   below `first(since)` (reads of `to: since` with a doubling `limit`: one read of one row
  *   unless runs arrived out of order);
  * - when no transition is at or after `since`, the suffix is the newest transition alone.
+ *
+ * With `upTo`, every read leaves out the transitions above that sequence: the suffix of the log as
+ * it was when `upTo` was its newest sequence (for reads outside a transaction; see
+ * `logForAvailability`).
  */
-export async function logSuffixSince(list: ListTransitions, entityId: string, since: Date): Promise<HealthTransitionRecord[]> {
-  const after = await list({ entityId, from: since });
+export async function logSuffixSince(
+  list: ListTransitions,
+  entityId: string,
+  since: Date,
+  upTo = Number.POSITIVE_INFINITY,
+): Promise<HealthTransitionRecord[]> {
+  const within = (rows: HealthTransitionRecord[]) => (upTo === Number.POSITIVE_INFINITY ? rows : rows.filter((row) => row.sequence <= upTo));
+  const after = within(await list({ entityId, from: since }));
   const first = after[0];
-  if (first === undefined) return list({ entityId, limit: 1 });
+  if (first === undefined) return newest(list, entityId, within);
   for (let limit = 1; ; limit *= 2) {
-    const earlier = await list({ entityId, to: since, limit });
+    const read = await list({ entityId, to: since, limit });
+    const earlier = within(read);
     let predecessorAt = earlier.length - 1;
     while (predecessorAt >= 0 && (earlier[predecessorAt] as HealthTransitionRecord).sequence > first.sequence) predecessorAt -= 1;
     // Found the predecessor, or read every earlier transition (then `first` opens the log).
-    if (predecessorAt !== -1 || earlier.length < limit) {
+    if (predecessorAt !== -1 || read.length < limit) {
       return mergeBySequence(earlier.slice(Math.max(predecessorAt, 0)), after);
     }
+  }
+}
+
+/** The newest transition `within` keeps, alone (none for an empty log): one read of one row unless some are left out. */
+async function newest(
+  list: ListTransitions,
+  entityId: string,
+  within: (rows: HealthTransitionRecord[]) => HealthTransitionRecord[],
+): Promise<HealthTransitionRecord[]> {
+  for (let limit = 1; ; limit *= 2) {
+    const read = await list({ entityId, limit });
+    const kept = within(read);
+    if (kept.length > 0) return kept.slice(-1);
+    if (read.length < limit) return [];
   }
 }
 
@@ -73,9 +98,14 @@ export interface AvailabilityLog {
  *   before it in the log, which only the transitions later than `s`'s own time can raise (one
  *   read of `(occurredAt of s, from)`: the incident's own transitions, unless runs arrived out of
  *   order). An incident whose start retention deleted stays without a start, as over the whole log.
+ *
+ * The reads are separate statements: a caller outside a transaction passes `upTo`, the entity's
+ * sequence read before them, and every read leaves out what committed since, so that all of them
+ * read the log as it was then (a transition at or after `from` committed between two reads,
+ * followed by a late one before `from`, would otherwise be half seen).
  */
-export async function logForAvailability(list: ListTransitions, entityId: string, from: Date): Promise<AvailabilityLog> {
-  const suffix = await logSuffixSince(list, entityId, from);
+export async function logForAvailability(list: ListTransitions, entityId: string, from: Date, upTo?: number): Promise<AvailabilityLog> {
+  const suffix = await logSuffixSince(list, entityId, from, upTo);
   const head = suffix[0];
   // `head` is before `from` unless it opens the log; its new status is the one at `from`.
   if (head === undefined || Date.parse(head.occurredAt) >= from.getTime() || head.newStatus === "healthy") {

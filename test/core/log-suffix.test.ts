@@ -123,6 +123,25 @@ describe("logForAvailability", () => {
     },
   );
 
+  test.prop([steps, fc.integer({ min: 0, max: 10 }), fc.integer({ min: -5, max: 65 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 0, max: 12 })], {
+    numRuns: 300,
+  })(
+    "bounded by a sequence (`upTo`), reads the log as it was when that was its newest: transitions committed since are left out of every read",
+    async (drawn, cut, fromMinute, length, later) => {
+      const log = logOf(drawn).slice(Math.min(cut, drawn.length > 0 ? drawn.length - 1 : 0));
+      // The log as it was, and the same log after `later` more transitions (some late, some not).
+      const split = Math.max(0, log.length - later);
+      const then = log.slice(0, split);
+      const upTo = then.at(-1)?.sequence ?? 0;
+      const window = { from: minute(fromMinute), to: minute(fromMinute + length), now: minute(140), successRate: null };
+      const bounded = await logForAvailability(lister(log).list, "e", window.from, upTo);
+      const asItWas = await logForAvailability(lister(then).list, "e", window.from);
+      expect(bounded).toEqual(asItWas);
+      expect(await logSuffixSince(lister(log).list, "e", window.from, upTo)).toEqual(await logSuffixSince(lister(then).list, "e", window.from));
+      expect(computeAvailability({ ...bounded, ...window })).toEqual(computeAvailability({ transitions: then, ...window }));
+    },
+  );
+
   it("reads what happened since `from` and the incident open at `from`, not the history before it", async () => {
     // 1,000 transitions a minute apart, healthy ↔ degraded; then unhealthy at 1,000 and 1,001 → degraded
     // (the incident open at `from`), and the window from minute 1,002.
