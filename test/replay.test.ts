@@ -246,6 +246,26 @@ describe("replay", () => {
     expect(result.duplicates).toEqual([3]);
   });
 
+  it("treats input that throws while read as invalid: a ValidationError for the topology, a rejection for a run (a hole too)", () => {
+    const boom = (): never => {
+      throw new Error("boom");
+    };
+    const hostileThresholds = (mode: string) => Object.defineProperty({ mode }, "degraded", { enumerable: true, get: boom });
+    for (const mode of ["bogus", "consecutive"]) {
+      const topology = { systems: [{ systemId: "s", environmentIds: [], checks: [{ checkId: "c", thresholds: hostileThresholds(mode) }] }] };
+      expect(() => replay({ topology: topology as never, runs: [] }), mode).toThrow(ValidationError);
+    }
+    const hostileRun = Object.defineProperty({ systemId: "s", checkId: "c" }, "status", { enumerable: true, get: boom });
+    const runs: unknown[] = [hostileRun];
+    runs[2] = { systemId: "s", checkId: "c", status: "unhealthy", runId: "fine" };
+    const result = replay({ topology: { systems: [{ systemId: "s", environmentIds: [], checks: [{ checkId: "c" }] }] }, runs: runs as never });
+    expect(result.rejected.map((rejection) => rejection.index)).toEqual([0, 1]);
+    expect(result.rejected[0]?.issues).toEqual([{ path: [], message: "could not be read: boom" }]);
+    expect(result.states.s).toEqual({ status: "healthy", healthyChecks: 1, totalChecks: 1 });
+    const hostileInput = Object.defineProperty({ runs: [] }, "topology", { enumerable: true, get: boom });
+    expect(() => replay(hostileInput as never)).toThrow(ValidationError);
+  });
+
   it("throws a ValidationError for an invalid topology", () => {
     expect(() => replay({ topology: { systems: [{ systemId: "", environmentIds: [], checks: [] }] }, runs: [] })).toThrow(ValidationError);
   });

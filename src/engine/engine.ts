@@ -7,6 +7,7 @@ import {
   NotFoundError,
   StoreError,
   ValidationError,
+  isHealthError,
   type ConfigurationIssue,
   type HealthError,
 } from "../errors";
@@ -41,6 +42,7 @@ import {
   assignCheckSchema,
   inputFlappingIssues,
   idSchema,
+  readInput,
   safeParseRunInput,
   subscribeOptionsSchema,
   toConfigurationIssues,
@@ -229,16 +231,6 @@ export interface HealthEngine {
 }
 
 const lockKeyOf = (entityId: string) => `health:${entityId}`;
-
-function isHealthError(error: unknown): error is HealthError {
-  return (
-    error instanceof ValidationError ||
-    error instanceof ConflictError ||
-    error instanceof NotFoundError ||
-    error instanceof StoreError ||
-    error instanceof ClosedError
-  );
-}
 
 /**
  * Creates an engine over an adapter's store, lock and emitter. Options are validated.
@@ -958,19 +950,6 @@ function parseWithOverrides<S extends z.ZodType>(schema: S, input: unknown, over
   const parsed = readInput(() => schema.safeParse(input));
   if (parsed.success) return parsed.data;
   throw new ValidationError([...toConfigurationIssues(parsed.error.issues, []), ...readInput(() => overrideIssues(input))]);
-}
-
-/**
- * Runs `read` over the caller's input: a throw while reading it (a getter, a Proxy trap, a
- * `Date` whose `getTime` throws) is a `ValidationError` at `path`, not a store failure.
- */
-function readInput<T>(read: () => T, path: (string | number)[] = []): T {
-  try {
-    return read();
-  } catch (error) {
-    if (isHealthError(error)) throw error;
-    throw new ValidationError([{ path, message: `could not be read: ${error instanceof Error ? error.message : String(error)}` }]);
-  }
 }
 
 /** An operation's optional options argument: `undefined` is none; anything but an object is a `ValidationError`. */

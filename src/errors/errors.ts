@@ -101,3 +101,14 @@ function describeCause(cause: unknown): string {
   if (cause instanceof Error) return cause.message;
   return String(cause);
 }
+
+/** Whether `error` is one of the typed errors above (what the engine hands out as it is). */
+export function isHealthError(error: unknown): error is HealthError {
+  return (
+    error instanceof ValidationError ||
+    error instanceof ConflictError ||
+    error instanceof NotFoundError ||
+    error instanceof StoreError ||
+    error instanceof ClosedError
+  );
+}

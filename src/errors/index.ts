@@ -5,6 +5,7 @@ export {
   NotFoundError,
   StoreError,
   ValidationError,
+  isHealthError,
   validationError,
   type ConfigurationIssue,
   type HealthError,

@@ -9,6 +9,7 @@ import {
   addMaintenanceSchema,
   flappingSchema,
   runInputSchema,
+  readInput,
   toConfigurationIssues,
   topologyDocSchema,
   topologyInputFlappingIssues,
@@ -76,33 +77,14 @@ export interface ReplayResult {
  * check's flap override whose thresholds merged with `options.flapping` are not `low < high`.
  */
 export function replay(input: ReplayInput): ReplayResult {
-  const topology = topologyDocSchema.safeParse(input?.topology);
-  const issues: ConfigurationIssue[] = topology.success ? [] : toConfigurationIssues(topology.error.issues, ["topology"]);
-  const nowInput = input?.options?.now ?? "1970-01-01T00:00:00.000Z";
-  const now = timeSchema.safeParse(nowInput);
-  if (!now.success) issues.push(...toConfigurationIssues(now.error.issues, ["options", "now"]));
-  if (!Array.isArray(input?.runs)) issues.push({ path: ["runs"], message: "expected an array of runs" });
-  const flapping = flappingSchema.safeParse(input?.options?.flapping ?? {});
-  if (!flapping.success) issues.push(...toConfigurationIssues(flapping.error.issues, ["options", "flapping"]));
-  const windows = (input?.options?.maintenance ?? []).map((window, index) => {
-    const parsed = addMaintenanceSchema.safeParse(window);
-    if (!parsed.success) issues.push(...toConfigurationIssues(parsed.error.issues, ["options", "maintenance", index]));
-    return parsed.success ? parsed.data : undefined;
-  });
-  const until = input?.options?.until === undefined ? undefined : timeSchema.safeParse(input.options.until);
-  if (until !== undefined && !until.success) issues.push(...toConfigurationIssues(until.error.issues, ["options", "until"]));
-  if (flapping.success) {
-    // Of a document that failed its schema elsewhere, the overrides valid on their own (every problem at once).
-    const overrideIssues = topology.success ? topologyFlappingIssues(flapping.data, topology.data) : topologyInputFlappingIssues(flapping.data, input?.topology);
-    for (const issue of overrideIssues) issues.push({ ...issue, path: ["topology", ...issue.path] });
-  }
-  if (!topology.success || !now.success || !flapping.success || issues.length > 0) throw new ValidationError(issues);
+  // Input that throws while it is read (a getter, a Proxy trap) is a ValidationError too.
+  const { topology, now, flapping, windows, until } = readInput(() => validated(input));
 
-  const nowIso = toIso(now.data);
+  const nowIso = toIso(now);
   const workspaces = new Map<string, SystemWorkspace>();
   const transitions: HealthEvent[] = [];
-  for (const spec of topology.data.systems) {
-    const workspace = new SystemWorkspace(spec.systemId, {}, { flapping: flapping.data });
+  for (const spec of topology.systems) {
+    const workspace = new SystemWorkspace(spec.systemId, {}, { flapping });
     workspaces.set(spec.systemId, workspace);
     applySystemSpec(workspace, spec, false);
     transitions.push(...workspace.applyTopologyChange(nowIso));
@@ -134,8 +116,16 @@ export function replay(input: ReplayInput): ReplayResult {
   const rejected: ReplayRejection[] = [];
   const duplicates: number[] = [];
   const accepted = new Set<string>();
-  input.runs.forEach((raw, index) => {
-    const parsed = runInputSchema.safeParse(raw);
+  // Read once, slot by slot: a hole is a missing run, rejected at its index like any invalid one.
+  const runs = readInput(() => Array.from(input.runs as readonly unknown[]), ["runs"]);
+  runs.forEach((raw, index) => {
+    let parsed: ReturnType<typeof runInputSchema.safeParse>;
+    try {
+      parsed = readInput(() => runInputSchema.safeParse(raw));
+    } catch (error) {
+      rejected.push({ index, issues: (error as ValidationError).issues });
+      return;
+    }
     if (!parsed.success) {
       rejected.push({ index, issues: toConfigurationIssues(parsed.error.issues) });
       return;
@@ -166,11 +156,37 @@ export function replay(input: ReplayInput): ReplayResult {
     // runRejection accepts only runs of a known system, so the workspace exists.
     transitions.push(...(workspace as SystemWorkspace).applyRun(run));
   });
-  if (until?.success === true) processBoundaries(until.data);
+  if (until !== undefined) processBoundaries(until);
 
   const states: Record<string, HealthEntityState> = {};
   for (const workspace of workspaces.values()) {
     for (const entity of workspace.listEntities()) if (entity.state !== null) states[entity.entityId] = entity.state;
   }
   return { transitions, states, rejected, duplicates };
+}
+
+/** The checked parts of `replay`'s input; every problem at once as one `ValidationError`. */
+function validated(input: ReplayInput) {
+  const topology = topologyDocSchema.safeParse(input?.topology);
+  const issues: ConfigurationIssue[] = topology.success ? [] : toConfigurationIssues(topology.error.issues, ["topology"]);
+  const nowInput = input?.options?.now ?? "1970-01-01T00:00:00.000Z";
+  const now = timeSchema.safeParse(nowInput);
+  if (!now.success) issues.push(...toConfigurationIssues(now.error.issues, ["options", "now"]));
+  if (!Array.isArray(input?.runs)) issues.push({ path: ["runs"], message: "expected an array of runs" });
+  const flapping = flappingSchema.safeParse(input?.options?.flapping ?? {});
+  if (!flapping.success) issues.push(...toConfigurationIssues(flapping.error.issues, ["options", "flapping"]));
+  const windows = (input?.options?.maintenance ?? []).map((window, index) => {
+    const parsed = addMaintenanceSchema.safeParse(window);
+    if (!parsed.success) issues.push(...toConfigurationIssues(parsed.error.issues, ["options", "maintenance", index]));
+    return parsed.success ? parsed.data : undefined;
+  });
+  const until = input?.options?.until === undefined ? undefined : timeSchema.safeParse(input.options.until);
+  if (until !== undefined && !until.success) issues.push(...toConfigurationIssues(until.error.issues, ["options", "until"]));
+  if (flapping.success) {
+    // Of a document that failed its schema elsewhere, the overrides valid on their own (every problem at once).
+    const overrideIssues = topology.success ? topologyFlappingIssues(flapping.data, topology.data) : topologyInputFlappingIssues(flapping.data, input?.topology);
+    for (const issue of overrideIssues) issues.push({ ...issue, path: ["topology", ...issue.path] });
+  }
+  if (!topology.success || !now.success || !flapping.success || issues.length > 0) throw new ValidationError(issues);
+  return { topology: topology.data, now: now.data, flapping: flapping.data, windows, until: until?.success === true ? until.data : undefined };
 }

@@ -52,8 +52,18 @@ export const thresholdsSchema = z.discriminatedUnion("mode", [consecutiveShape, 
       ctx.addIssue({ code: "custom", path: ["unhealthy", "minFailureCount"], message: `must be at most windowSize (${windowSize})` });
     }
   },
-  { when: (payload) => isRecord(payload.value) },
+  // Only once the mode is known: the value is then zod's own copy of the fields, never the
+  // caller's object (whose getters may throw, as the union, which stopped at the mode, did not read).
+  { when: (payload) => isRecord(payload.value) && hasKnownMode(payload.value) },
 );
+
+function hasKnownMode(value: Record<string, unknown>): boolean {
+  try {
+    return value.mode === "consecutive" || value.mode === "window";
+  } catch {
+    return false;
+  }
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
@@ -64,9 +74,13 @@ function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 1;
 }
 
-/** `group.minFailureCount` when it is a valid count. */
+/**
+ * `group.minFailureCount` when it is a valid count. The rule runs only when no field failed its
+ * type (zod skips it after such an abort), so `group` is zod's object with its defaults filled
+ * in; `Object()` keeps the read safe should that ever change (`null` reads as `{}`).
+ */
 function failureCountOf(group: unknown): number | undefined {
-  const count = isRecord(group) ? group.minFailureCount : undefined;
+  const count: unknown = (Object(group) as { readonly minFailureCount?: unknown }).minFailureCount;
   return isCount(count) ? count : undefined;
 }
 

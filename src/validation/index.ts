@@ -29,5 +29,5 @@ export {
   type ValidRun,
   type ValidTopologyDoc,
 } from "./inputs";
-export { parseWith, toConfigurationIssues } from "./issues";
+export { parseWith, readInput, toConfigurationIssues } from "./issues";
 export { safeParseRunInput } from "./run-input";

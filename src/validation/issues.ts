@@ -1,6 +1,6 @@
 import { err, ok, type Result } from "neverthrow";
 import type { z } from "zod";
-import { ValidationError, type ConfigurationIssue } from "../errors";
+import { ValidationError, isHealthError, type ConfigurationIssue } from "../errors";
 
 /** Converts zod issues into `ConfigurationIssue`s, prefixing each path with `prefix`. */
 export function toConfigurationIssues(
@@ -17,13 +17,34 @@ export function toConfigurationIssues(
   });
 }
 
-/** Parses `input` with `schema`, returning every problem at once as a `ValidationError`. */
+/**
+ * Runs `read` over the caller's input: a throw while reading it (a getter, a Proxy trap, a
+ * `Date` whose `getTime` throws) is a `ValidationError` at `path`, not a failure of ours.
+ */
+export function readInput<T>(read: () => T, path: readonly (string | number)[] = []): T {
+  try {
+    return read();
+  } catch (error) {
+    if (isHealthError(error)) throw error;
+    throw new ValidationError([{ path: [...path], message: `could not be read: ${error instanceof Error ? error.message : String(error)}` }]);
+  }
+}
+
+/**
+ * Parses `input` with `schema`, returning every problem at once as a `ValidationError`. Input that
+ * throws while it is read is a `ValidationError` at `prefix` too (`readInput`), never a throw.
+ */
 export function parseWith<S extends z.ZodType>(
   schema: S,
   input: unknown,
   prefix: readonly (string | number)[] = [],
 ): Result<z.output<S>, ValidationError> {
-  const parsed = schema.safeParse(input);
+  let parsed: z.ZodSafeParseResult<z.output<S>>;
+  try {
+    parsed = readInput(() => schema.safeParse(input), prefix);
+  } catch (error) {
+    return err(error as ValidationError);
+  }
   if (parsed.success) return ok(parsed.data);
   return err(new ValidationError(toConfigurationIssues(parsed.error.issues, prefix)));
 }

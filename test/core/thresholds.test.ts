@@ -199,6 +199,38 @@ describe("thresholds validation (§5)", () => {
     ]);
   });
 
+  it("is an Err, never a throw, for input that throws while read, whatever its mode", () => {
+    const hostile = (mode: string) =>
+      Object.defineProperty({ mode, healthy: { minSuccessCount: 1.5 } }, "degraded", {
+        enumerable: true,
+        get: (): never => {
+          throw new Error("boom");
+        },
+      });
+    // An unknown mode stops the parse before the other fields are read: the mode is the problem.
+    expect(issuesOf(hostile("bogus")).map((issue) => issue.path)).toEqual([["mode"]]);
+    expect(issuesOf(hostile("consecutive"))).toEqual([{ path: [], message: "could not be read: boom" }]);
+    // A mode that reads once and then throws (or throws a non-Error): still a ValidationError.
+    let reads = 0;
+    const fickle = Object.defineProperty({}, "mode", {
+      enumerable: true,
+      get: () => {
+        reads += 1;
+        if (reads > 1) throw new Error("read twice");
+        return "bogus";
+      },
+    });
+    expect(issuesOf(fickle).map((issue) => issue.path)).toEqual([["mode"]]);
+    const throwsText = Object.defineProperty({}, "mode", {
+      enumerable: true,
+      get: (): never => {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a caller's getter may do
+        throw "not an Error";
+      },
+    });
+    expect(issuesOf(throwsText)).toEqual([{ path: [], message: "could not be read: not an Error" }]);
+  });
+
   it("thresholdsSchema is the same schema", () => {
     expect(thresholdsSchema.safeParse({ mode: "window" }).success).toBe(true);
     expect(thresholdsSchema.safeParse({ mode: "window", windowSize: 1 }).success).toBe(false);

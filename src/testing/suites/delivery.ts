@@ -361,7 +361,9 @@ export function describeDelivery({ config, harnesses }: SuiteContext): void {
       "listDeadLetters lists the most recently dead-lettered first, keeps the newest under limit, and filters by group",
       async () => {
         const harness = await harnesses.open();
-        const engine = harness.engine(harness.adapter, { delivery: { maxAttempts: 1 } });
+        // A clock moved between the two, so that "most recently" is told by time, not by a tie.
+        let now = Date.parse("2031-06-02T00:00:00.000Z");
+        const engine = harness.engine(harness.adapter, { delivery: { maxAttempts: 1 }, clock: () => new Date(now) });
         await ok(engine.applyTopology(topologyOf(["letter-x", "letter-y"])), "applyTopology");
         for (const group of ["letters-a", "letters-b"]) {
           engine.subscribe(
@@ -373,6 +375,7 @@ export function describeDelivery({ config, harnesses }: SuiteContext): void {
         }
         const [x] = await recordAll(engine, runsOf("letter-x", "letter-x", ["unhealthy"]));
         await flushed(engine);
+        now += 60_000;
         const [y] = await recordAll(engine, runsOf("letter-y", "letter-y", ["unhealthy"]));
         await flushed(engine);
         const listed = async (options: { group?: string; limit?: number }) =>
