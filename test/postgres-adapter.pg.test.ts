@@ -612,7 +612,29 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
       fixture().defer(() => dropSchema(client, prebuilt));
       await migrate(client, { schema: prebuilt, migrations: MIGRATIONS.slice(0, 5) });
       await fixture().query(`CREATE INDEX transitions_entity_id_occurred_at_ms_idx ON "${prebuilt}".transitions (entity_id, occurred_at_ms)`);
+      const oidOf = async (name: string) =>
+        (await fixture().query<{ oid: string; valid: boolean }>(
+          `SELECT i.indexrelid::text AS oid, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE c.relname = 'transitions_entity_id_occurred_at_ms_idx' AND c.relnamespace = $1::regnamespace`,
+          [name],
+        ))[0];
+      const built = await oidOf(prebuilt);
       expect(await migrate(client, { schema: prebuilt })).toEqual({ applied: ["0006_transitions_by_entity_time"] });
+      expect(await oidOf(prebuilt), "a valid index built beforehand is kept").toEqual(built);
+
+      // A CONCURRENTLY build that failed leaves an invalid index (marked so here, as the server
+      // would): the migration drops it and builds a valid one.
+      const failed = schemaNameFor("0006 failed prebuild");
+      fixture().defer(() => dropSchema(client, failed));
+      await migrate(client, { schema: failed, migrations: MIGRATIONS.slice(0, 5) });
+      await fixture().query(`CREATE INDEX transitions_entity_id_occurred_at_ms_idx ON "${failed}".transitions (entity_id, occurred_at_ms)`);
+      await fixture().query(
+        `UPDATE pg_index SET indisvalid = false WHERE indexrelid = (SELECT oid FROM pg_class WHERE relname = 'transitions_entity_id_occurred_at_ms_idx' AND relnamespace = $1::regnamespace)`,
+        [failed],
+      );
+      expect(await oidOf(failed)).toMatchObject({ valid: false });
+      expect(await migrate(client, { schema: failed })).toEqual({ applied: ["0006_transitions_by_entity_time"] });
+      expect(await oidOf(failed)).toMatchObject({ valid: true });
     });
   });
 

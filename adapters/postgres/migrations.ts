@@ -295,7 +295,21 @@ const TRANSITIONS_BY_ENTITY_TIME = `
 -- sequence) serves only by walking the entity's whole log, and transitions (occurred_at_ms) only
 -- by walking every entity's transitions since that time. IF NOT EXISTS: on a large schema an
 -- operator may build it first with CREATE INDEX CONCURRENTLY (this transaction cannot), so the
--- migration does not block inserts into transitions while it builds.
+-- migration does not block inserts into transitions while it builds. A CONCURRENTLY build that
+-- failed leaves an invalid index of that name, which the planner never uses: it is dropped here
+-- and built again.
+DO $$
+BEGIN
+  IF EXISTS (
+    SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     WHERE c.relname = 'transitions_entity_id_occurred_at_ms_idx'
+       AND c.relnamespace = current_schema()::regnamespace
+       AND NOT i.indisvalid
+  ) THEN
+    DROP INDEX transitions_entity_id_occurred_at_ms_idx;
+  END IF;
+END
+$$;
 CREATE INDEX IF NOT EXISTS transitions_entity_id_occurred_at_ms_idx ON transitions (entity_id, occurred_at_ms);
 `;
 

@@ -7,9 +7,9 @@ export interface AdapterConformanceOptions {
   readonly name: string;
   /**
    * Creates a fresh adapter over its own, empty namespace (a new schema, a new database file, a
-   * new in-memory instance). Called for each test, and for each run of most properties (the lock
-   * property of G5 uses one adapter for all its runs); the kit calls `close()` on it when that
-   * test or that run ends.
+   * new in-memory instance). Called for each test, and for each run of most properties (the two
+   * lock properties of G5, in-process and cross-process, each use one adapter for all their
+   * runs); the kit calls `close()` on it when that test or that run ends.
    */
   readonly create: () => Promise<HealthAdapter> | HealthAdapter;
   /** What the adapter declares on `store.capabilities` and `emitter.capabilities`; tests adapt to it. */
