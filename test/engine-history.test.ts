@@ -181,6 +181,40 @@ describe("availability", () => {
     expect(result.unhealthy).toBeCloseTo(3 / 4, 10);
   });
 
+  it("answers as the log before or after a retention prune that runs between its reads", async () => {
+    const adapter = createMemoryAdapter();
+    const clock = () => new Date(T0 + DAY);
+    let between: (() => Promise<void>) | undefined;
+    const store = proxyMethods(adapter.store, (method, original) => {
+      if (method !== "listTransitions") return original;
+      return async (...args: unknown[]) => {
+        const rows = (await original(...args)) as unknown[];
+        const act = between;
+        between = undefined;
+        await act?.();
+        return rows;
+      };
+    });
+    const engine = createHealthEngine({ ...adapter, store, timers: false, flapping: { enabled: false }, clock });
+    open.push({ engine, adapter });
+    await topology(engine);
+    const minute = (value: number) => T0 + value * 60_000;
+    // Degraded at 0:10, a late healthy run from 0:00 (in effect from 0:10), degraded at 0:20.
+    (await engine.recordRuns([run(minute(10), "degraded"), run(minute(0), "healthy"), run(minute(20), "degraded")]))._unsafeUnwrap();
+    const query = { entityId: "api::prod", from: iso(minute(10)), to: iso(minute(30)) };
+    const quiet = (await engine.availability(query))._unsafeUnwrap();
+    expect([quiet.healthy, quiet.degraded]).toEqual([0.5, 0.5]);
+    // After the first read, a prune up to 0:25 deletes the first two transitions.
+    between = async () => void (await adapter.store.prune({ runsBefore: new Date(0), dailyBefore: new Date(0), transitionsBefore: new Date(minute(25)) }));
+    const raced = (await engine.availability(query))._unsafeUnwrap();
+    expect(between).toBeUndefined();
+    expect((await engine.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap().map((transition) => transition.sequence)).toEqual([3]);
+    // The log after the prune: one incident from 0:20 (its predecessors are gone), the same shares.
+    const settled = (await engine.availability(query))._unsafeUnwrap();
+    expect([settled.healthy, settled.degraded, settled.incidents]).toEqual([0.5, 0.5, 1]);
+    expect(raced).toEqual(settled);
+  });
+
   it("rejects empty, inverted and future windows, unknown and malformed entities", async () => {
     const { engine } = setup(T0);
     await topology(engine);

@@ -633,8 +633,18 @@ function describeHistoryAndRetention(fixture: () => PgFixture): void {
         [failed],
       );
       expect(await oidOf(failed)).toMatchObject({ valid: false });
+      // A temporary index of the same name (on PGlite, in the migrating session itself) is left alone.
+      await fixture().query("CREATE TEMP TABLE IF NOT EXISTS scratch_0006 (entity_id text, occurred_at_ms bigint)");
+      await fixture().query("CREATE INDEX IF NOT EXISTS transitions_entity_id_occurred_at_ms_idx ON scratch_0006 (entity_id, occurred_at_ms)");
+      const temporary = async () =>
+        (await fixture().query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'transitions_entity_id_occurred_at_ms_idx' AND n.nspname LIKE 'pg_temp%'",
+        ))[0]?.n;
+      const temporaryBefore = await temporary();
+      expect(temporaryBefore).toBeGreaterThan(0);
       expect(await migrate(client, { schema: failed })).toEqual({ applied: ["0006_transitions_by_entity_time"] });
       expect(await oidOf(failed)).toMatchObject({ valid: true });
+      expect(await temporary(), "the temporary index is not the one dropped").toBe(temporaryBefore);
     });
   });
 

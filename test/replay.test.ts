@@ -264,6 +264,19 @@ describe("replay", () => {
     expect(result.states.s).toEqual({ status: "healthy", healthyChecks: 1, totalChecks: 1 });
     const hostileInput = Object.defineProperty({ runs: [] }, "topology", { enumerable: true, get: boom });
     expect(() => replay(hostileInput as never)).toThrow(ValidationError);
+    // Read by index, as recordRuns reads a batch: not through an iterator of the array's own, and
+    // a slot whose read throws is rejected alone.
+    const fine = (runId: string) => ({ systemId: "s", checkId: "c", status: "unhealthy", runId });
+    const iterated = Object.assign([fine("a"), fine("b")], { [Symbol.iterator]: function* () { yield fine("other"); } });
+    const trapped = new Proxy([fine("c"), fine("d"), fine("e")], {
+      get: (target, key, receiver): unknown => (key === "1" ? boom() : Reflect.get(target, key, receiver)),
+    });
+    const topology = { systems: [{ systemId: "s", environmentIds: [], checks: [{ checkId: "c" }] }] };
+    // Default thresholds: the second failure makes the check degraded.
+    expect(replay({ topology, runs: iterated as never }).transitions.map((event) => event.type === "health.transition" && event.cause.runId)).toEqual(["b"]);
+    const fromTrapped = replay({ topology, runs: trapped as never });
+    expect(fromTrapped.rejected).toEqual([{ index: 1, issues: [{ path: [], message: "could not be read: boom" }] }]);
+    expect(fromTrapped.transitions.map((event) => event.type === "health.transition" && event.cause.runId)).toEqual(["e"]);
   });
 
   it("throws a ValidationError for an invalid topology", () => {

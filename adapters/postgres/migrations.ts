@@ -306,7 +306,8 @@ BEGIN
        AND c.relnamespace = current_schema()::regnamespace
        AND NOT i.indisvalid
   ) THEN
-    DROP INDEX transitions_entity_id_occurred_at_ms_idx;
+    -- Qualified: an unqualified name could resolve to a temporary index of the session first.
+    EXECUTE format('DROP INDEX %I.%I', current_schema(), 'transitions_entity_id_occurred_at_ms_idx');
   END IF;
 END
 $$;

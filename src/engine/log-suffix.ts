@@ -99,12 +99,37 @@ export interface AvailabilityLog {
  *   read of `(occurredAt of s, from)`: the incident's own transitions, unless runs arrived out of
  *   order). An incident whose start retention deleted stays without a start, as over the whole log.
  *
- * The reads are separate statements: a caller outside a transaction passes `upTo`, the entity's
+ * The reads are separate statements. A caller outside a transaction passes `upTo`, the entity's
  * sequence read before them, and every read leaves out what committed since, so that all of them
  * read the log as it was then (a transition at or after `from` committed between two reads,
- * followed by a late one before `from`, would otherwise be half seen).
+ * followed by a late one before `from`, would otherwise be half seen). Retention deletes a prefix
+ * of the log: when the lowest transition used is still there after the reads, nothing used was
+ * deleted, and the part read is the same before and after a prune that ran meanwhile; when it is
+ * gone, the reads start over (a prune between two reads could otherwise drop a predecessor the
+ * first read's rows need, and give shares neither log gives).
  */
 export async function logForAvailability(list: ListTransitions, entityId: string, from: Date, upTo?: number): Promise<AvailabilityLog> {
+  for (let attempt = 1; ; attempt += 1) {
+    const log = await readForAvailability(list, entityId, from, upTo);
+    const lowest = log.transitions[0];
+    if (upTo === undefined || lowest === undefined || (await stillLogged(list, lowest))) return log;
+    if (attempt === MAX_READ_ATTEMPTS) {
+      throw new Error(`the transition log of ${JSON.stringify(entityId)} lost rows during each of ${MAX_READ_ATTEMPTS} reads (retention running?)`);
+    }
+  }
+}
+
+/** How many times `logForAvailability` reads again after retention deleted what it had read. */
+const MAX_READ_ATTEMPTS = 5;
+
+/** Whether `transition` is still in its entity's log (one read of the rows of its millisecond). */
+async function stillLogged(list: ListTransitions, transition: HealthTransitionRecord): Promise<boolean> {
+  const at = Date.parse(transition.occurredAt);
+  const rows = await list({ entityId: transition.entityId, from: new Date(at), to: new Date(at + 1) });
+  return rows.some((row) => row.sequence === transition.sequence);
+}
+
+async function readForAvailability(list: ListTransitions, entityId: string, from: Date, upTo: number | undefined): Promise<AvailabilityLog> {
   const suffix = await logSuffixSince(list, entityId, from, upTo);
   const head = suffix[0];
   // `head` is before `from` unless it opens the log; its new status is the one at `from`.

@@ -116,19 +116,20 @@ export function replay(input: ReplayInput): ReplayResult {
   const rejected: ReplayRejection[] = [];
   const duplicates: number[] = [];
   const accepted = new Set<string>();
-  // Read once, slot by slot: a hole is a missing run, rejected at its index like any invalid one.
-  const runs = readInput(() => Array.from(input.runs as readonly unknown[]), ["runs"]);
-  runs.forEach((raw, index) => {
+  // By index, as recordRuns reads a batch: a hole is a missing run, and a slot that throws while
+  // read is rejected at its index like any invalid run.
+  const length = readInput(() => input.runs.length, ["runs"]);
+  for (let index = 0; index < length; index += 1) {
     let parsed: ReturnType<typeof runInputSchema.safeParse>;
     try {
-      parsed = readInput(() => runInputSchema.safeParse(raw));
+      parsed = readInput(() => runInputSchema.safeParse(input.runs[index]));
     } catch (error) {
       rejected.push({ index, issues: (error as ValidationError).issues });
-      return;
+      continue;
     }
     if (!parsed.success) {
       rejected.push({ index, issues: toConfigurationIssues(parsed.error.issues) });
-      return;
+      continue;
     }
     const run: StoredRun = {
       runId: parsed.data.runId ?? `replay-${index}`,
@@ -145,17 +146,17 @@ export function replay(input: ReplayInput): ReplayResult {
     const rejection = runRejection(workspace?.getSystem(), workspace?.getAssignment(run.checkId), run);
     if (rejection !== undefined) {
       rejected.push({ index, issues: [{ path: [rejection.path], message: rejection.message }] });
-      return;
+      continue;
     }
     if (accepted.has(run.runId)) {
       duplicates.push(index);
-      return;
+      continue;
     }
     accepted.add(run.runId);
     if (windows.length > 0) processBoundaries(new Date(run.timestamp));
     // runRejection accepts only runs of a known system, so the workspace exists.
     transitions.push(...(workspace as SystemWorkspace).applyRun(run));
-  });
+  }
   if (until !== undefined) processBoundaries(until);
 
   const states: Record<string, HealthEntityState> = {};

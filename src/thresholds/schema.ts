@@ -75,12 +75,14 @@ function isCount(value: unknown): value is number {
 }
 
 /**
- * `group.minFailureCount` when it is a valid count. The rule runs only when no field failed its
- * type (zod skips it after such an abort), so `group` is zod's object with its defaults filled
- * in; `Object()` keeps the read safe should that ever change (`null` reads as `{}`).
+ * `group.minFailureCount` when it is a valid count, read only from a plain object: a group that
+ * parsed is zod's copy (defaults filled in), while one that failed its own type may be anything
+ * the caller passed (a function with such a property, an object whose getter throws), and the
+ * rule, which runs whenever the mode is known, must add nothing to that field's own problem.
  */
 function failureCountOf(group: unknown): number | undefined {
-  const count: unknown = (Object(group) as { readonly minFailureCount?: unknown }).minFailureCount;
+  if (!isRecord(group) || Object.getPrototypeOf(group) !== Object.prototype) return undefined;
+  const count = group.minFailureCount;
   return isCount(count) ? count : undefined;
 }
 

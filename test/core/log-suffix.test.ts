@@ -142,6 +142,65 @@ describe("logForAvailability", () => {
     },
   );
 
+  test.prop(
+    [steps, fc.integer({ min: -5, max: 65 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 8 })],
+    { numRuns: 400 },
+  )(
+    "answers as the log before or the log after a retention cut that lands between its reads (it reads again when a row it used is gone)",
+    async (drawn, fromMinute, length, cut, afterReads) => {
+      const before = logOf(drawn);
+      // Retention deletes a prefix of the log, never its newest transition.
+      const after = before.slice(Math.min(cut, Math.max(0, before.length - 1)));
+      let current = before;
+      let reads = 0;
+      const list = (query: TransitionQuery) => {
+        reads += 1;
+        const rows = lister(current).list(query);
+        if (reads === afterReads) current = after;
+        return rows;
+      };
+      const window = { from: minute(fromMinute), to: minute(fromMinute + length), now: minute(140), successRate: null };
+      const upTo = before.at(-1)?.sequence ?? 0;
+      const read = await logForAvailability(list, "e", window.from, upTo);
+      const answer = computeAvailability({ ...read, ...window });
+      expect([computeAvailability({ transitions: before, ...window }), computeAvailability({ transitions: after, ...window })]).toContainEqual(answer);
+    },
+  );
+
+  it("reads again when retention deleted, between two reads, a transition the first one returned", async () => {
+    // Sequence 1 at 0:10 (→ degraded), 2 late at 0:00 (→ healthy, in effect from 0:10), 3 at 0:20
+    // (→ degraded); a prune up to 0:25 keeps only 3. Read [0:10, 0:30) with the prune after the
+    // first read: both logs give half healthy, half degraded.
+    const before = logOf([
+      { gap: 1, minute: 10, to: 0 },
+      { gap: 1, minute: 0, to: 0 },
+      { gap: 1, minute: 20, to: 0 },
+    ]);
+    let current = before;
+    let reads = 0;
+    const list = (query: TransitionQuery) => {
+      reads += 1;
+      const rows = lister(current).list(query);
+      if (reads === 1) current = before.slice(2);
+      return rows;
+    };
+    const window = { from: minute(10), to: minute(30), now: minute(30), successRate: null };
+    const read = await logForAvailability(list, "e", window.from, 3);
+    expect(read.transitions.map((transition) => transition.sequence)).toEqual([3]);
+    expect(computeAvailability({ ...read, ...window })).toMatchObject({ healthy: 0.5, degraded: 0.5 });
+    expect(computeAvailability({ transitions: before, ...window })).toMatchObject({ healthy: 0.5, degraded: 0.5 });
+  });
+
+  it("gives up with an error when every attempt loses rows", async () => {
+    let sequence = 10;
+    const list = (query: TransitionQuery): Promise<HealthTransitionRecord[]> => {
+      // A log whose rows are gone by the next read: each read sees one new transition only.
+      sequence += 1;
+      return lister(logOf([{ gap: sequence, minute: 30, to: 0 }])).list(query);
+    };
+    await expect(logForAvailability(list, "e", minute(10), 1000)).rejects.toThrow(/lost rows during each of 5 reads/u);
+  });
+
   it("reads what happened since `from` and the incident open at `from`, not the history before it", async () => {
     // 1,000 transitions a minute apart, healthy ↔ degraded; then unhealthy at 1,000 and 1,001 → degraded
     // (the incident open at `from`), and the window from minute 1,002.

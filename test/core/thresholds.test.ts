@@ -231,6 +231,33 @@ describe("thresholds validation (§5)", () => {
     expect(issuesOf(throwsText)).toEqual([{ path: [], message: "could not be read: not an Error" }]);
   });
 
+  it("adds nothing to a group that failed its own type, whatever it holds", () => {
+    const withCount = <T extends object>(value: T, count: number) => Object.assign(value, { minFailureCount: count });
+    // A function or an array carrying a count fails as a group: that is its only problem, and no
+    // comparison with the other group is made from what it holds.
+    for (const group of [withCount(() => 0, 9), withCount([1], 9)]) {
+      const issues = issuesOf({ mode: "window", windowSize: 5, degraded: group, unhealthy: { minFailureCount: 3 } });
+      expect(issues.map((issue) => issue.path)).toEqual([["degraded"]]);
+    }
+    // Objects zod parses as a group (its own copy) are compared as any other.
+    for (const group of [withCount(new (class Counts {})(), 9), withCount(Object.create(null) as object, 9)]) {
+      const issues = issuesOf({ mode: "window", windowSize: 5, degraded: group, unhealthy: { minFailureCount: 3 } });
+      expect(issues).toEqual([{ path: ["degraded", "minFailureCount"], message: "must be at most unhealthy.minFailureCount (3)" }]);
+    }
+    const throwing = Object.defineProperty(() => 0, "minFailureCount", {
+      get: (): never => {
+        throw new Error("getter");
+      },
+    });
+    // Its getter is never read: each field keeps its own problems, nothing is replaced by a read error.
+    expect(issuesOf({ mode: "window", windowSize: 1.5, degraded: throwing, unhealthy: { minFailureCount: 0 } }).map((issue) => issue.path)).toEqual([
+      ["windowSize"],
+      ["windowSize"],
+      ["degraded"],
+      ["unhealthy", "minFailureCount"],
+    ]);
+  });
+
   it("thresholdsSchema is the same schema", () => {
     expect(thresholdsSchema.safeParse({ mode: "window" }).success).toBe(true);
     expect(thresholdsSchema.safeParse({ mode: "window", windowSize: 1 }).success).toBe(false);
