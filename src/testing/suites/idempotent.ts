@@ -1,7 +1,7 @@
 import type { HealthEngine, HealthEvent, RunInput, StoredRun, StoreTransaction } from "healthstate";
 import { describe, expect, it } from "vitest";
 import { flips, runsOf, topologyOf } from "../fixtures";
-import { ok } from "../support";
+import { deferred, ok } from "../support";
 import type { SuiteContext } from "./context";
 
 async function stateOf(engine: HealthEngine, entityId: string) {
@@ -84,7 +84,7 @@ export function describeIdempotent({ config, harnesses }: SuiteContext): void {
     );
 
     it(
-      "the store itself refuses a run id, a transition's or event's (entityId, sequence) and an eventId it already holds, or that a call repeats, and keeps nothing of that transaction",
+      "the store itself refuses a run id, a transition's or event's (entityId, sequence) and an eventId it already holds, that a call repeats, or that a transaction in flight at the same time committed first, and keeps nothing of that transaction",
       async () => {
         // The engine checks run ids and numbers events under its locks; the store's uniqueness is
         // what still holds G1 and G6 if locking were ever wrong (docs/adapters.md).
@@ -129,6 +129,25 @@ export function describeIdempotent({ config, harnesses }: SuiteContext): void {
         await refused("an enqueued eventId", (tx) => tx.enqueueEvents([{ ...event, sequence: event.sequence + 100 }]));
         expect(await store.listTransitions({ entityId: "unique" }), "the log is as it was").toEqual([transition]);
         expect(await ok(engine.getHealth("unique"), "getHealth")).toMatchObject({ status: "unhealthy" });
+
+        // Two transactions in flight at once, outside any lock, append the same (entityId, sequence)
+        // (and run id): the first to commit wins, the other fails and keeps nothing.
+        const next = { ...transition, sequence: transition.sequence + 1, previousStatus: transition.newStatus, newStatus: "healthy" as const };
+        const gates = [deferred(), deferred()];
+        const racing = gates.map((gate, index) =>
+          store.transaction({ lockKeys: [] }, async (tx) => {
+            await tx.insertRuns([{ ...fresh, runId: `unique-race-${index}` }]);
+            await tx.appendTransitions([next]);
+            await gate.promise;
+          }),
+        );
+        gates[0]?.resolve();
+        const first = await Promise.allSettled([racing[0]]);
+        gates[1]?.resolve();
+        const second = await Promise.allSettled([racing[1]]);
+        expect([first[0]?.status, second[0]?.status], "the first commit wins, the second fails").toEqual(["fulfilled", "rejected"]);
+        expect(await store.listTransitions({ entityId: "unique" })).toEqual([transition, next]);
+        expect(await store.transaction({ lockKeys: [] }, (tx) => tx.findRunIds(["unique-race-0", "unique-race-1"]))).toEqual(["unique-race-0"]);
       },
       timeout,
     );
