@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { createHealthEngine, type HealthAdapter, type HealthEngine, type HealthEvent, type RunInput, type TopologyDoc } from "healthstate";
+import { createHealthEngine, type HealthAdapter, type HealthEmitter, type HealthEngine, type HealthEvent, type RunInput, type TopologyDoc } from "healthstate";
 import { createMemoryAdapter } from "healthstate/adapters/memory";
 
 const T0 = Date.parse("2026-11-30T10:00:00Z");
@@ -32,6 +32,19 @@ async function record(engine: HealthEngine, runs: RunInput[]): Promise<HealthEve
 
 // Edges of the engine and the memory adapter that a mutation review (session 8) found no test
 // held: each test here failed against a small change to the code it names.
+
+/** The emitter with some of its methods replaced (each override gets the original emitter). */
+function emitterWith(emitter: HealthEmitter, overrides: { [K in keyof HealthEmitter]?: (target: HealthEmitter) => HealthEmitter[K] }): HealthEmitter {
+  return new Proxy(emitter, {
+    get: (target, property) => {
+      const override = overrides[property as keyof HealthEmitter];
+      if (override !== undefined) return override(target);
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 describe("engine and memory adapter edges", () => {
   it("two windows due in one late tick each read the status at their own start", async () => {
     const adapter = createMemoryAdapter();
@@ -53,22 +66,14 @@ describe("engine and memory adapter edges", () => {
   it("a handler that succeeded is never failed or dead-lettered because its ack is slow", async () => {
     const adapter = createMemoryAdapter();
     const fails: string[] = [];
-    const slowAck = new Proxy(adapter.emitter, {
-      get: (target, property) => {
-        if (property === "ack") {
-          return async (options: Parameters<HealthAdapter["emitter"]["ack"]>[0]) => {
-            await new Promise((resolve) => setTimeout(resolve, 100));
-            return target.ack(options);
-          };
-        }
-        if (property === "fail") {
-          return async (options: Parameters<HealthAdapter["emitter"]["fail"]>[0]) => {
-            fails.push(options.eventId);
-            return target.fail(options);
-          };
-        }
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const slowAck = emitterWith(adapter.emitter, {
+      ack: (target) => async (options) => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return target.ack(options);
+      },
+      fail: (target) => async (options) => {
+        fails.push(options.eventId);
+        return target.fail(options);
       },
     });
     const engine = createHealthEngine({ ...adapter, emitter: slowAck, timers: false, flapping: { enabled: false }, delivery: { pollIntervalMs: 5, leaseMs: 30, maxAttempts: 1 } });
@@ -157,16 +162,10 @@ describe("engine and memory adapter edges", () => {
 
   it("subscribe from now, then write at once: the write's events are delivered even if registering the group is slow", async () => {
     const adapter = createMemoryAdapter();
-    const slowRegister = new Proxy(adapter.emitter, {
-      get: (target, property) => {
-        if (property === "registerGroup") {
-          return async (options: Parameters<HealthAdapter["emitter"]["registerGroup"]>[0]) => {
-            await new Promise((resolve) => setTimeout(resolve, 50));
-            return target.registerGroup(options);
-          };
-        }
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const slowRegister = emitterWith(adapter.emitter, {
+      registerGroup: (target) => async (options) => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return target.registerGroup(options);
       },
     });
     const engine = createHealthEngine({ ...adapter, emitter: slowRegister, timers: false, clock: () => new Date(T0), flapping: { enabled: false }, delivery: { pollIntervalMs: 5 } });
@@ -181,17 +180,11 @@ describe("engine and memory adapter edges", () => {
 
   it("a commit that lands while the loop is claiming still wakes it (no wait for the poll interval)", async () => {
     const adapter = createMemoryAdapter();
-    const slowClaim = new Proxy(adapter.emitter, {
-      get: (target, property) => {
-        if (property === "claim") {
-          return async (options: Parameters<HealthAdapter["emitter"]["claim"]>[0]) => {
-            const claimed = await target.claim(options);
-            await new Promise((resolve) => setTimeout(resolve, 30));
-            return claimed;
-          };
-        }
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const slowClaim = emitterWith(adapter.emitter, {
+      claim: (target) => async (options) => {
+        const claimed = await target.claim(options);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        return claimed;
       },
     });
     const engine = createHealthEngine({ ...adapter, emitter: slowClaim, timers: false, clock: () => new Date(T0), flapping: { enabled: false }, delivery: { pollIntervalMs: 60_000 } });

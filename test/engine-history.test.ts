@@ -61,6 +61,25 @@ const run = (ms: number, status: RunInput["status"], extra: Partial<RunInput> = 
   ...extra,
 });
 
+/**
+ * The adapter's store with `listTransitions` that, after its next read, runs `between.next` (once)
+ * before answering: something that commits between two of a caller's reads.
+ */
+function pausingAfterRead(adapter: HealthAdapter) {
+  const between: { next?: () => Promise<void> } = {};
+  const store = proxyMethods(adapter.store, (method, original) => {
+    if (method !== "listTransitions") return original;
+    return async (...args: unknown[]) => {
+      const rows = (await original(...args)) as unknown[];
+      const act = between.next;
+      between.next = undefined;
+      await act?.();
+      return rows;
+    };
+  });
+  return { store, between };
+}
+
 describe("availability", () => {
   it("is 87.5% for a 3-hour outage in a 24-hour window, whatever the check interval", async () => {
     for (const intervalMinutes of [1, 7, 60]) {
@@ -152,17 +171,7 @@ describe("availability", () => {
     const clock = () => new Date(T0 + HOUR);
     const options = { timers: false, flapping: { enabled: false }, clock } as const;
     const writer = createHealthEngine({ ...adapter, ...options });
-    let between: (() => Promise<void>) | undefined;
-    const store = proxyMethods(adapter.store, (method, original) => {
-      if (method !== "listTransitions") return original;
-      return async (...args: unknown[]) => {
-        const rows = (await original(...args)) as unknown[];
-        const write = between;
-        between = undefined;
-        await write?.();
-        return rows;
-      };
-    });
+    const { store, between } = pausingAfterRead(adapter);
     const reader = createHealthEngine({ ...adapter, store, ...options });
     open.push({ engine: writer, adapter }, { engine: reader, adapter });
     await topology(writer);
@@ -170,10 +179,10 @@ describe("availability", () => {
     (await writer.recordRuns([run(minute(0), "degraded"), run(minute(10), "healthy"), run(minute(30), "unhealthy")]))._unsafeUnwrap();
     const before = (await writer.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap();
     // After availability's first read: a recovery at 0:40, then a late degraded run from 0:15.
-    between = async () => void (await writer.recordRuns([run(minute(40), "healthy"), run(minute(15), "degraded")]))._unsafeUnwrap();
+    between.next = async () => void (await writer.recordRuns([run(minute(40), "healthy"), run(minute(15), "degraded")]))._unsafeUnwrap();
     const window = { from: new Date(minute(20)), to: new Date(minute(60)), now: clock() };
     const result = (await reader.availability({ entityId: "api::prod", from: iso(minute(20)), to: iso(minute(60)) }))._unsafeUnwrap();
-    expect(between, "the runs were written between the reads").toBeUndefined();
+    expect(between.next, "the runs were written between the reads").toBeUndefined();
     const after = (await writer.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap();
     expect(after.length).toBeGreaterThan(before.length);
     // The log as it was when the entity was read: unhealthy from 0:30 on.
@@ -184,17 +193,7 @@ describe("availability", () => {
   it("answers as the log before or after a retention prune that runs between its reads", async () => {
     const adapter = createMemoryAdapter();
     const clock = () => new Date(T0 + DAY);
-    let between: (() => Promise<void>) | undefined;
-    const store = proxyMethods(adapter.store, (method, original) => {
-      if (method !== "listTransitions") return original;
-      return async (...args: unknown[]) => {
-        const rows = (await original(...args)) as unknown[];
-        const act = between;
-        between = undefined;
-        await act?.();
-        return rows;
-      };
-    });
+    const { store, between } = pausingAfterRead(adapter);
     const engine = createHealthEngine({ ...adapter, store, timers: false, flapping: { enabled: false }, clock });
     open.push({ engine, adapter });
     await topology(engine);
@@ -205,9 +204,9 @@ describe("availability", () => {
     const quiet = (await engine.availability(query))._unsafeUnwrap();
     expect([quiet.healthy, quiet.degraded]).toEqual([0.5, 0.5]);
     // After the first read, a prune up to 0:25 deletes the first two transitions.
-    between = async () => void (await adapter.store.prune({ runsBefore: new Date(0), dailyBefore: new Date(0), transitionsBefore: new Date(minute(25)) }));
+    between.next = async () => void (await adapter.store.prune({ runsBefore: new Date(0), dailyBefore: new Date(0), transitionsBefore: new Date(minute(25)) }));
     const raced = (await engine.availability(query))._unsafeUnwrap();
-    expect(between).toBeUndefined();
+    expect(between.next).toBeUndefined();
     expect((await engine.listTransitions({ entityId: "api::prod" }))._unsafeUnwrap().map((transition) => transition.sequence)).toEqual([3]);
     // The log after the prune: one incident from 0:20 (its predecessors are gone), the same shares.
     const settled = (await engine.availability(query))._unsafeUnwrap();
