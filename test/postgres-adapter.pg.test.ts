@@ -42,12 +42,11 @@ import {
   type PGliteLike,
   type PgPoolClientLike,
   type PgPoolLike,
-  type PostgresAdapter,
   type PostgresClient,
   type PostgresStoreTransaction,
 } from "healthstate/adapters/postgres";
 import { EAGER_WRITE_ROWS } from "../adapters/postgres/postgres-store";
-import { BACKENDS, DATABASE_URL, dropSchema, schemaNameFor, usePgBackend, type PgFixture } from "./helpers/pg";
+import { BACKENDS, DATABASE_URL, dropSchema, enqueue, schemaNameFor, transitionEvent, usePgBackend, type PgFixture } from "./helpers/pg";
 
 const T0 = Date.parse("2026-11-30T10:00:00Z");
 const at = (second: number) => new Date(T0 + second * 1000);
@@ -102,33 +101,6 @@ async function setupSystem(engine: HealthEngine, systemId = "checkout", environm
   (await engine.assignCheck({ systemId, checkId: "http", thresholds: TWITCHY }))._unsafeUnwrap();
 }
 
-/** A minimal transition event for direct store/emitter tests. */
-function transitionEvent(entityId: string, sequence: number, overrides: Partial<HealthTransitionEvent> = {}): HealthTransitionEvent {
-  const odd = sequence % 2 === 1;
-  return {
-    type: "health.transition",
-    eventId: `${entityId}#${sequence}`,
-    entityId,
-    systemId: entityId.split("::")[0] ?? entityId,
-    environmentId: entityId.includes("::") ? (entityId.split("::")[1] ?? null) : null,
-    sequence,
-    previousStatus: odd ? "healthy" : "unhealthy",
-    newStatus: odd ? "unhealthy" : "healthy",
-    healthyChecks: odd ? 0 : 1,
-    totalChecks: 1,
-    classification: odd ? "escalation" : "recovery",
-    triggers: odd ? ["healthcheck.system_degraded", "healthcheck.system_health_changed"] : ["healthcheck.system_healthy", "healthcheck.system_health_changed"],
-    occurredAt: at(sequence).toISOString(),
-    cause: { runId: `run-${sequence}` },
-    ...overrides,
-  };
-}
-
-async function enqueue(adapter: PostgresAdapter, events: HealthEvent[]): Promise<void> {
-  await adapter.store.transaction({ lockKeys: [...new Set(events.map((event) => `health:${event.entityId}`))] }, (tx) =>
-    tx.enqueueEvents(events),
-  );
-}
 
 /**
  * Checks every entity's chain in the schema: its events (outbox) carry sequences 1..n without gap;

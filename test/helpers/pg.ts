@@ -4,6 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
+import type { HealthEvent, HealthTransitionEvent } from "healthstate";
 import {
   createPostgresAdapter,
   migrate,
@@ -132,4 +133,33 @@ export function usePgBackend(backend: BackendName, options: { readonly migrate?:
     if (current === undefined) throw new Error("the pg fixture is only available inside a test");
     return current;
   };
+}
+
+const EVENT_T0 = Date.parse("2026-11-30T10:00:00Z");
+
+/** A minimal transition event for direct store/emitter tests: odd sequences fail, even ones recover, `sequence` seconds after 10:00. */
+export function transitionEvent(entityId: string, sequence: number, overrides: Partial<HealthTransitionEvent> = {}): HealthTransitionEvent {
+  const odd = sequence % 2 === 1;
+  return {
+    type: "health.transition",
+    eventId: `${entityId}#${sequence}`,
+    entityId,
+    systemId: entityId.split("::")[0] ?? entityId,
+    environmentId: entityId.includes("::") ? (entityId.split("::")[1] ?? null) : null,
+    sequence,
+    previousStatus: odd ? "healthy" : "unhealthy",
+    newStatus: odd ? "unhealthy" : "healthy",
+    healthyChecks: odd ? 0 : 1,
+    totalChecks: 1,
+    classification: odd ? "escalation" : "recovery",
+    triggers: odd ? ["healthcheck.system_degraded", "healthcheck.system_health_changed"] : ["healthcheck.system_healthy", "healthcheck.system_health_changed"],
+    occurredAt: new Date(EVENT_T0 + sequence * 1000).toISOString(),
+    cause: { runId: `run-${sequence}` },
+    ...overrides,
+  };
+}
+
+/** Enqueues events in one transaction holding their entities' lock keys. */
+export async function enqueue(adapter: PostgresAdapter, events: HealthEvent[]): Promise<void> {
+  await adapter.store.transaction({ lockKeys: [...new Set(events.map((event) => `health:${event.entityId}`))] }, (tx) => tx.enqueueEvents(events));
 }
