@@ -467,6 +467,28 @@ describe("reads", () => {
 });
 
 describe("delivery", () => {
+  it("lets the host's timers and I/O run while it drains a backlog (memory adapter, handlers that never wait)", async () => {
+    const { engine } = setup();
+    const everyRun = { mode: "consecutive", healthy: { minSuccessCount: 1 }, degraded: { minFailureCount: 1 }, unhealthy: { minFailureCount: 1 } } as const;
+    const systems = Array.from({ length: 100 }, (_, index) => ({ systemId: `backlog-${index}`, environmentIds: [], checks: [{ checkId: "c", thresholds: everyRun }] }));
+    (await engine.applyTopology({ systems }))._unsafeUnwrap();
+    const runs: RunInput[] = [];
+    for (let round = 0; round < 20; round += 1) {
+      for (const { systemId } of systems) runs.push({ systemId, checkId: "c", status: round % 2 === 0 ? "unhealthy" : "healthy" });
+    }
+    const events = (await engine.recordRuns(runs))._unsafeUnwrap().flatMap((outcome) => outcome.events);
+    expect(events.length).toBeGreaterThanOrEqual(2_000);
+    let delivered = 0;
+    let deliveredWhenTimerRan: number | undefined;
+    engine.subscribe(() => void (delivered += 1), { group: "backlog" });
+    // A timer due at once: it must run while the backlog drains, not only after it.
+    setTimeout(() => (deliveredWhenTimerRan = delivered), 0);
+    await engine.flush();
+    expect(delivered).toBe(events.length);
+    expect(deliveredWhenTimerRan).toBeDefined();
+    expect(deliveredWhenTimerRan).toBeLessThan(events.length);
+  });
+
   it("delivers events recorded before subscribing, in per-entity order, and flush waits for them", async () => {
     const { engine } = setup();
     await withCheckout(engine);

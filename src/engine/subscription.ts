@@ -72,7 +72,13 @@ export class Subscription {
   private async loop(): Promise<void> {
     const { emitter, delivery, clock } = this.options;
     let registered = false;
-    while (!this.stopped) {
+    for (let round = 0; !this.stopped; round += 1) {
+      // One turn of the event loop per round after the first (which registers the group at once):
+      // with an adapter whose calls settle as microtasks (the memory adapter) and handlers that do
+      // not wait on I/O, draining a backlog would otherwise let no timer or I/O of the host process
+      // run until the backlog is empty.
+      if (round > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.stopped) break;
       try {
         if (!registered) {
           try {
