@@ -12,7 +12,6 @@ import {
   type HealthError,
 } from "../errors";
 import type { HealthEvent } from "../events";
-import { flappingOverrideIssues, topologyFlappingIssues } from "../flapping";
 import { parseHealthEntityId, unsafeEncodeEntityId } from "../ids";
 import {
   SystemWorkspace,
@@ -273,8 +272,6 @@ class Engine implements HealthEngine {
   applyTopology(doc: TopologyDoc, options: { readonly prune?: boolean } = {}): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("applyTopology", async () => {
       const parsedDoc = parseWithOverrides(topologyDocSchema, doc, (input) => topologyInputFlappingIssues(this.options.flapping, input));
-      const flappingIssues = topologyFlappingIssues(this.options.flapping, parsedDoc);
-      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues);
       const { prune = false } = parse(applyTopologyOptionsSchema, options);
       const docSystems = new Map(parsedDoc.systems.map((system) => [system.systemId, system]));
       for (;;) {
@@ -323,9 +320,7 @@ class Engine implements HealthEngine {
 
   assignCheck(input: AssignCheckInput): ResultAsync<TopologyOutcome, HealthError> {
     return this.operation("assignCheck", async () => {
-      const spec = parseWithOverrides(assignCheckSchema, input, (raw) => inputFlappingIssues(this.options.flapping, raw));
-      const flappingIssues = flappingOverrideIssues(this.options.flapping, spec.flapping);
-      if (flappingIssues.length > 0) throw new ValidationError(flappingIssues.map((issue) => ({ ...issue, path: ["flapping", ...issue.path] })));
+      const spec = parseWithOverrides(assignCheckSchema, input, (checked) => inputFlappingIssues(this.options.flapping, checked));
       return this.changeSystem(spec.systemId, [], (workspace) => {
         if (workspace.getSystem() === undefined) {
           throw new ValidationError([{ path: ["systemId"], message: `unknown system ${JSON.stringify(spec.systemId)}` }]);
@@ -942,14 +937,17 @@ function parse<S extends z.ZodType>(schema: S, input: unknown, prefix: (string |
 }
 
 /**
- * `parse`, and when the input fails its schema, also the problems of its flap overrides that are
- * valid on their own (`overrideIssues` of the raw input), so that every problem comes at once
- * (SPEC §13). An input that passes is left to the caller, which checks its parsed copy.
+ * `parse`, plus the problems of the input's flap overrides merged with the engine's settings
+ * (`overrideIssues`), which the static schema cannot check: of the parsed copy when the input
+ * parses, else of the raw input (each override valid on its own), so that they come with the
+ * schema's problems at once (SPEC §13).
  */
 function parseWithOverrides<S extends z.ZodType>(schema: S, input: unknown, overrideIssues: (input: unknown) => ConfigurationIssue[]): z.output<S> {
   const parsed = readInput(() => schema.safeParse(input));
-  if (parsed.success) return parsed.data;
-  throw new ValidationError([...toConfigurationIssues(parsed.error.issues, []), ...readInput(() => overrideIssues(input))]);
+  const issues = parsed.success ? [] : toConfigurationIssues(parsed.error.issues, []);
+  issues.push(...readInput(() => overrideIssues(parsed.success ? parsed.data : input)));
+  if (issues.length > 0) throw new ValidationError(issues);
+  return parsed.data as z.output<S>;
 }
 
 /** An operation's optional options argument: `undefined` is none; anything but an object is a `ValidationError`. */

@@ -32,7 +32,7 @@ export async function logSuffixSince(
   since: Date,
   upTo = Number.POSITIVE_INFINITY,
 ): Promise<HealthTransitionRecord[]> {
-  const within = (rows: HealthTransitionRecord[]) => (upTo === Number.POSITIVE_INFINITY ? rows : rows.filter((row) => row.sequence <= upTo));
+  const within = (rows: HealthTransitionRecord[]) => rows.filter((row) => row.sequence <= upTo);
   const after = within(await list({ entityId, from: since }));
   const first = after[0];
   if (first === undefined) return newest(list, entityId, within);

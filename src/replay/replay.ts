@@ -1,7 +1,6 @@
 import type { HealthEntityState } from "../aggregate";
 import { ValidationError, type ConfigurationIssue } from "../errors";
 import type { HealthEvent } from "../events";
-import { topologyFlappingIssues } from "../flapping";
 import { parseHealthEntityId } from "../ids";
 import { SystemWorkspace, applySystemSpec, runRejection, type FlappingConfig, type StoredRun } from "../kernel";
 import { toIso, timeSchema, type TimeInput } from "../time";
@@ -184,8 +183,8 @@ function validated(input: ReplayInput) {
   const until = input?.options?.until === undefined ? undefined : timeSchema.safeParse(input.options.until);
   if (until !== undefined && !until.success) issues.push(...toConfigurationIssues(until.error.issues, ["options", "until"]));
   if (flapping.success) {
-    // Of a document that failed its schema elsewhere, the overrides valid on their own (every problem at once).
-    const overrideIssues = topology.success ? topologyFlappingIssues(flapping.data, topology.data) : topologyInputFlappingIssues(flapping.data, input?.topology);
+    // Of the parsed document, or of one that failed its schema elsewhere (each override valid on its own).
+    const overrideIssues = topologyInputFlappingIssues(flapping.data, topology.success ? topology.data : input?.topology);
     for (const issue of overrideIssues) issues.push({ ...issue, path: ["topology", ...issue.path] });
   }
   if (!topology.success || !now.success || !flapping.success || issues.length > 0) throw new ValidationError(issues);

@@ -1,7 +1,7 @@
 import { err, ok, type Result } from "neverthrow";
 import { z } from "zod";
 import type { ValidationError } from "../errors";
-import { parseWith } from "../validation/issues";
+import { isRecord, parseWith } from "../validation/issues";
 
 /** Largest accepted `windowSize` in window mode; also how many recent runs a slice remembers. */
 export const MAX_WINDOW_SIZE = 100;
@@ -63,10 +63,6 @@ function hasKnownMode(value: Record<string, unknown>): boolean {
   } catch {
     return false;
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null;
 }
 
 /** A valid count (a safe integer ≥ 1). */

@@ -6,6 +6,7 @@ import { thresholdsSchema } from "../thresholds";
 import { timeSchema } from "../time";
 import { parseHealthEntityId } from "../ids";
 import { idSchema, isWellFormedText } from "./ids";
+import { isRecord } from "./issues";
 
 /** Longest accepted run `message`, in UTF-16 code units. */
 export const MAX_MESSAGE_LENGTH = 16_384;
@@ -72,10 +73,6 @@ export const flappingOverrideSchema = z
     path: ["high"],
     message: "must be greater than low",
   });
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null;
-}
 
 const optionalOverrideSchema = flappingOverrideSchema.nullable().optional();
 

@@ -2,6 +2,11 @@ import { err, ok, type Result } from "neverthrow";
 import type { z } from "zod";
 import { ValidationError, isHealthError, type ConfigurationIssue } from "../errors";
 
+/** Whether `value` is an object (not `null`), whose properties can be read. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
 /** Converts zod issues into `ConfigurationIssue`s, prefixing each path with `prefix`. */
 export function toConfigurationIssues(
   issues: readonly z.core.$ZodIssue[],
