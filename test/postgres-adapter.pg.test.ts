@@ -40,13 +40,11 @@ import {
   migrate,
   migrationChecksum,
   type PGliteLike,
-  type PgPoolClientLike,
-  type PgPoolLike,
   type PostgresClient,
   type PostgresStoreTransaction,
 } from "healthstate/adapters/postgres";
 import { EAGER_WRITE_ROWS } from "../adapters/postgres/postgres-store";
-import { BACKENDS, DATABASE_URL, dropSchema, enqueue, schemaNameFor, transitionEvent, usePgBackend, type PgFixture } from "./helpers/pg";
+import { BACKENDS, DATABASE_URL, dropSchema, enqueue, interceptedPool, schemaNameFor, transitionEvent, usePgBackend, type PgFixture } from "./helpers/pg";
 
 const T0 = Date.parse("2026-11-30T10:00:00Z");
 const at = (second: number) => new Date(T0 + second * 1000);
@@ -446,34 +444,15 @@ function recordingClient(client: PostgresClient): { client: PostgresClient; stat
     };
     return { client: recorded, statements, prepared };
   }
-  const pool = client;
-  const recorded: PgPoolLike = {
-    query: (text, values) => {
-      record(text);
-      return pool.query(text, values);
+  const recorded = interceptedPool(
+    client,
+    (statement, _values, send) => {
+      if (typeof statement === "string") record(statement);
+      else record(statement.text, statement.name);
+      return send();
     },
-    connect: async () => {
-      const connection = await pool.connect();
-      return {
-        query: (query: string | { readonly name: string; readonly text: string; readonly values: unknown[] }, values?: unknown[]) => {
-          if (typeof query === "string") {
-            record(query);
-            return connection.query(query, values);
-          }
-          record(query.text, query.name);
-          return connection.query(query);
-        },
-        release: (destroy?: boolean | Error) => connection.release(destroy),
-        on: ((event: "error", listener: (error: Error) => void) => connection.on(event, listener)) as PgPoolClientLike["on"],
-        removeAllListeners: (event?: string) => connection.removeAllListeners(event),
-        removeListener: (event: "error", listener: (error: Error) => void) => connection.removeListener?.(event, listener),
-      };
-    },
-    get totalCount() {
-      return pool.totalCount;
-    },
-    options: { max: 1 },
-  };
+    { max: 1, onPoolQuery: (text) => record(text) },
+  );
   return { client: recorded, statements, prepared };
 }
 

@@ -8,10 +8,8 @@ import {
   TransactionRetriesExhaustedError,
   createPostgresAdapter,
   migrate,
-  type PgPoolClientLike,
-  type PgPoolLike,
 } from "healthstate/adapters/postgres";
-import { BACKENDS, DATABASE_URL, dropSchema, enqueue, openPool, schemaNameFor, transitionEvent, usePgBackend } from "./helpers/pg";
+import { BACKENDS, DATABASE_URL, dropSchema, enqueue, interceptedPool, openPool, schemaNameFor, transitionEvent, usePgBackend } from "./helpers/pg";
 
 const T0 = Date.parse("2026-11-30T10:00:00Z");
 const at = (second: number) => new Date(T0 + second * 1000);
@@ -131,31 +129,18 @@ for (const backend of BACKENDS) {
     await real.query(`CREATE TABLE "${schema}".side_effects (n int)`);
     let commitsToBreak = 1;
     // A pool whose first COMMIT reaches the server (and commits) but whose answer is "lost".
-    const flaky: PgPoolLike = {
-      query: (text, values) => real.query(text, values),
-      connect: async () => {
-        const connection = await real.connect();
-        return {
-          query: async (query: string | { readonly name: string; readonly text: string; readonly values: unknown[] }, values?: unknown[]) => {
-            if (typeof query !== "string") return connection.query(query);
-            const result = await connection.query(query, values);
-            if (query.trim() === "COMMIT" && commitsToBreak > 0) {
-              commitsToBreak -= 1;
-              throw new Error("Connection terminated unexpectedly");
-            }
-            return result;
-          },
-          release: (destroy?: boolean | Error) => connection.release(destroy),
-          on: ((event: "error", listener: (error: Error) => void) => connection.on(event, listener)) as PgPoolClientLike["on"],
-          removeAllListeners: (event?: string) => connection.removeAllListeners(event),
-          removeListener: (event: "error", listener: (error: Error) => void) => connection.removeListener?.(event, listener),
-        };
+    const flaky = interceptedPool(
+      real,
+      async (statement, _values, send) => {
+        const result = await send();
+        if (statement === "COMMIT" && commitsToBreak > 0) {
+          commitsToBreak -= 1;
+          throw new Error("Connection terminated unexpectedly");
+        }
+        return result;
       },
-      get totalCount() {
-        return real.totalCount;
-      },
-      options: { max: 2 },
-    };
+      { max: 2 },
+    );
     const adapter = createPostgresAdapter({ client: flaky, schema, listen: false });
     try {
       let calls = 0;

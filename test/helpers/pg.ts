@@ -8,6 +8,8 @@ import type { HealthEvent, HealthTransitionEvent } from "healthstate";
 import {
   createPostgresAdapter,
   migrate,
+  type PgPoolClientLike,
+  type PgPoolLike,
   type PostgresAdapter,
   type PostgresAdapterOptions,
   type PostgresClient,
@@ -162,4 +164,41 @@ export function transitionEvent(entityId: string, sequence: number, overrides: P
 /** Enqueues events in one transaction holding their entities' lock keys. */
 export async function enqueue(adapter: PostgresAdapter, events: HealthEvent[]): Promise<void> {
   await adapter.store.transaction({ lockKeys: [...new Set(events.map((event) => `health:${event.entityId}`))] }, (tx) => tx.enqueueEvents(events));
+}
+
+/** A statement as the adapter hands it to a pg connection: text alone, or named (prepared) with its values. */
+export type ClientStatement = string | { readonly name: string; readonly text: string; readonly values: unknown[] };
+type ClientResult = ReturnType<PgPoolClientLike["query"]>;
+
+/**
+ * `pool` as the adapter sees it, with every statement of its checked-out connections run through
+ * `around` (which calls `send` to run it) and every `pool.query` text given to `onPoolQuery`: for
+ * recording statements, or for failing one on purpose.
+ */
+export function interceptedPool(
+  pool: PgPoolLike,
+  around: (statement: ClientStatement, values: unknown[] | undefined, send: () => ClientResult) => ClientResult,
+  options: { readonly max: number; readonly onPoolQuery?: (text: string) => void },
+): PgPoolLike {
+  return {
+    query: (text, values) => {
+      options.onPoolQuery?.(text);
+      return pool.query(text, values);
+    },
+    connect: async () => {
+      const connection = await pool.connect();
+      return {
+        query: (statement: ClientStatement, values?: unknown[]) =>
+          around(statement, values, () => (typeof statement === "string" ? connection.query(statement, values) : connection.query(statement))),
+        release: (destroy?: boolean | Error) => connection.release(destroy),
+        on: ((event: "error", listener: (error: Error) => void) => connection.on(event, listener)) as PgPoolClientLike["on"],
+        removeAllListeners: (event?: string) => connection.removeAllListeners(event),
+        removeListener: (event: "error", listener: (error: Error) => void) => connection.removeListener?.(event, listener),
+      };
+    },
+    get totalCount() {
+      return pool.totalCount;
+    },
+    options: { max: options.max },
+  };
 }
